@@ -1,0 +1,86 @@
+"""Solving the convex programs: one front door, one module per backend.
+
+``solve_convex`` builds the program (8), (15) or (18) from data and sampled
+patterns and hands it to a backend:
+
+* ``"fast"``: the first-order, certified torch solver (:mod:`.fast`), CPU or GPU;
+* ``"clarabel"``, ``"scs"``, ``"mosek"``: interior-point / conic solvers through cvxpy;
+* ``"auto"``: MOSEK when its licence works, Clarabel otherwise (said once in the log).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..programs import ConvexProgram, ConvexSolution, ConvexSolveError
+from .cvxpy_backend import CVXPY_SOLVERS, mosek_licence_problem, solve_with_cvxpy
+
+log = logging.getLogger("convexadv")
+
+SOLVERS = ("auto", "fast", *CVXPY_SOLVERS)
+_auto_choice: str | None = None
+
+
+def resolve_solver(solver: str) -> str:
+    """Map a user's solver name to a concrete backend, explaining "auto" once."""
+    global _auto_choice
+    key = str(solver).lower()
+    if key not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; choose from {list(SOLVERS)}")
+    if key != "auto":
+        return key
+    if _auto_choice is None:
+        reason = mosek_licence_problem()
+        if reason is None:
+            _auto_choice = "mosek"
+            log.warning("solver='auto': using MOSEK (licence found)")
+        else:
+            _auto_choice = "clarabel"
+            log.warning("solver='auto': using the open solver Clarabel because %s", reason)
+    return _auto_choice
+
+
+def solve_program(program: ConvexProgram, *, solver: str = "auto", verbose: bool = False,
+                  **options) -> ConvexSolution:
+    """Solve an already built :class:`ConvexProgram`; see :func:`solve_convex`."""
+    key = resolve_solver(solver)
+    if key == "fast":
+        from .fast import solve_fast
+
+        solution = solve_fast(program, progress=verbose, **options)
+    else:
+        solution = solve_with_cvxpy(program, solver=key, verbose=verbose, **options)
+    if solution.status != "optimal":
+        error = ConvexSolveError(
+            f"solver {key!r} stopped with status {solution.status!r} on {program.equation} "
+            f"(relative gap {solution.relative_gap}, max violation {solution.max_violation:.3g}); "
+            "raise its iteration / time limit or loosen tol"
+        )
+        error.solution = solution
+        raise error
+    log.info("%s solved %s: objective %.6g, lower bound %s, max violation %.2e, %.2fs",
+             key, program.equation, solution.objective, solution.lower_bound,
+             solution.max_violation, solution.solve_time)
+    return solution
+
+
+def solve_convex(X, y, patterns, *, loss: str = "hinge", eps: float = 0.0, beta: float = 1e-4,
+                 bias: bool = False, solver: str = "auto", verbose: bool = False,
+                 **options) -> ConvexSolution:
+    """Solve the paper's convex training program for data (X, y) and sampled patterns.
+
+    eps == 0 gives (8) (Algorithm 1); eps > 0 gives (15) for ``loss="hinge"`` or
+    (18) for ``loss="squared"``, both with the robust constraints (11)
+    (Algorithm 2). ``bias=True`` appends a never-perturbed column of ones to X
+    (the patterns must then have been sampled with ``bias=True`` too). Extra
+    keyword ``options`` go to the backend (e.g. ``tol``, ``max_iter``,
+    ``device`` for ``solver="fast"``).
+
+    Raises ConvexSolveError (with the partial solution as ``.solution``) when
+    the solver does not reach an optimal, accurate solution.
+    """
+    program = ConvexProgram.from_data(X, y, patterns, loss=loss, eps=eps, beta=beta, bias=bias)
+    return solve_program(program, solver=solver, verbose=verbose, **options)
+
+
+__all__ = ["SOLVERS", "resolve_solver", "solve_convex", "solve_program"]
