@@ -74,7 +74,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         self.classes_ = np.unique(y)
         if self.classes_.shape[0] != 2:
             raise ValueError(
-                f"ConvexReLUClassifier is a binary classifier; y has {self.classes_.shape[0]} classes"
+                "Only binary classification is supported: ConvexReLUClassifier trains on the hinge loss "
+                f"with labels -1/+1, but y has {self.classes_.shape[0]} classes"
             )
         return self._fit_targets(X, np.where(y == self.classes_[1], 1.0, -1.0))
 
@@ -83,7 +84,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         return self._scores(X)
 
     def predict(self, X):
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
 
 
 class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):

@@ -1,0 +1,154 @@
+"""Public surface: input validation, networks, estimators, baselines."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_classification, make_regression
+from convexadv import (
+    ConvexProgram,
+    ConvexReLUClassifier,
+    ConvexReLURegressor,
+    ConvexSolution,
+    ConvexSolveError,
+    ReLUNetwork,
+    accuracy,
+    recover_network,
+    sample_patterns,
+    solve_convex,
+    train_gd,
+)
+from convexadv.solvers import cvxpy_backend
+
+
+@pytest.fixture
+def small_problem():
+    X, y = make_classification(12, 2, seed=0)
+    return X, y, sample_patterns(X, 6, rng=0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda X, y, P: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), y, P), "NaN"),
+        (lambda X, y, P: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.inf, X), y, P), "infinite"),
+        (lambda X, y, P: (X, np.where(y > 0, 2.0, -1.0), P), r"\{-1, \+1\}"),
+        (lambda X, y, P: (X, y[:-1], P), "rows but y has"),
+        (lambda X, y, P: (X[:, 0], y, P), "2-D"),
+        (lambda X, y, P: (X, y, P[:-1]), "patterns must be"),
+    ],
+)
+def test_bad_data_gives_clear_errors(small_problem, change, message):
+    X, y, P = change(*small_problem)
+    with pytest.raises(ValueError, match=message):
+        solve_convex(X, y, P, solver="clarabel")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(eps=-0.1), "eps"),
+        (dict(beta=0.0), "beta"),
+        (dict(loss="logistic"), "loss"),
+        (dict(solver="gurobi"), "unknown solver"),
+    ],
+)
+def test_bad_parameters_give_clear_errors(small_problem, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        solve_convex(*small_problem, **{"solver": "clarabel", **kwargs})
+
+
+def test_mosek_without_licence_is_a_clear_error_and_auto_falls_back(small_problem, caplog):
+    reason = cvxpy_backend.mosek_licence_problem()
+    if reason is None:
+        pytest.skip("a MOSEK licence works on this machine")
+    with pytest.raises(ConvexSolveError, match="mosek"):
+        solve_convex(*small_problem, solver="mosek")
+    assert solve_convex(*small_problem, solver="auto").solver == "clarabel"
+
+
+def test_solver_failure_is_never_silent(small_problem):
+    with pytest.raises(ConvexSolveError, match="status"):
+        solve_convex(*small_problem, solver="scs", max_iters=2)
+
+
+def test_network_export_save_and_load(tmp_path, small_problem):
+    X, y, _ = small_problem
+    patterns = sample_patterns(X, 6, eps=0.05, bias=True, rng=0)
+    network = recover_network(solve_convex(X, y, patterns, eps=0.05, beta=1e-3, bias=True, solver="clarabel"))
+    module = network.to_torch()
+    assert isinstance(module, torch.nn.Module)
+    torch_out = module(torch.as_tensor(X)).detach().numpy()
+    assert np.allclose(torch_out, network.forward(X), rtol=1e-12, atol=1e-12)
+    path = tmp_path / "net.npz"
+    network.save(path)
+    loaded = ReLUNetwork.load(path)
+    assert loaded.bias and np.array_equal(loaded.U, network.U) and np.array_equal(loaded.alpha, network.alpha)
+    with pytest.raises(ValueError, match="features"):
+        network.forward(X[:, :1])
+
+
+def test_solution_round_trips_through_npz(tmp_path, small_problem):
+    solution = solve_convex(*small_problem, solver="clarabel")
+    np.savez(tmp_path / "s.npz", **solution.to_arrays())
+    with np.load(tmp_path / "s.npz") as arrays:
+        loaded = ConvexSolution.from_arrays(arrays)
+    assert loaded.objective == solution.objective and loaded.solver == "clarabel"
+    assert np.array_equal(loaded.V, solution.V) and loaded.lower_bound is None
+
+
+def test_program_objective_matches_solver_value(small_problem):
+    X, y, P = small_problem
+    solution = solve_convex(X, y, P, eps=0.05, beta=1e-3, solver="clarabel")
+    program = ConvexProgram.from_data(X, y, P, eps=0.05, beta=1e-3)
+    assert program.objective(solution.V, solution.W) == pytest.approx(solution.info["cvxpy_objective"], rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["std", "fgsm", "pgd"])
+def test_gd_baselines_learn_and_are_reproducible(method):
+    X, y = make_classification(60, 2, seed=4)
+    kwargs = dict(method=method, eps=0.0 if method == "std" else 0.05, width=16, epochs=60, bias=True,
+                  lr=1e-2, pgd_steps=5, seed=3)
+    first, second = train_gd(X, y, **kwargs), train_gd(X, y, **kwargs)
+    assert np.array_equal(first.U, second.U)
+    assert accuracy(first, X, y) > 0.8
+
+
+def test_adversarial_baseline_needs_eps():
+    X, y = make_classification(10, 2, seed=4)
+    with pytest.raises(ValueError, match="eps > 0"):
+        train_gd(X, y, method="pgd", eps=0.0)
+
+
+def test_classifier_estimator_fits_and_maps_labels():
+    X, y = make_classification(40, 2, seed=6)
+    labels = np.where(y > 0, "car", "horse")
+    clf = ConvexReLUClassifier(n_patterns=20, eps=0.05, beta=1e-3, solver="clarabel", random_state=0).fit(X, labels)
+    assert set(clf.predict(X)) <= {"car", "horse"}
+    assert clf.score(X, labels) > 0.8
+    assert clf.objective_ == pytest.approx(clf.solution_.objective)
+    assert np.array_equal(np.sign(clf.decision_function(X)) > 0, clf.predict(X) == clf.classes_[1])
+    with pytest.raises(ValueError, match="Only binary"):
+        clf.fit(X, np.arange(40) % 3)
+
+
+def test_regressor_estimator_fits():
+    X, y = make_regression(40, 3, seed=2)
+    reg = ConvexReLURegressor(n_patterns=20, beta=1e-3, solver="clarabel", random_state=0).fit(X, y)
+    assert reg.score(X, y) > 0.8
+
+
+# Deliberate exception, documented in the README: on uncentred data (mean 100) with random
+# targets the interior-point solve of (8) is only "optimal_inaccurate", and the estimator then
+# raises ConvexSolveError instead of returning an inaccurate fit.
+REGRESSOR_EXPECTED_FAILURES = {
+    "check_fit_check_is_fitted": "Clarabel is inaccurate on uncentred random data; we raise, never fit silently",
+}
+
+
+def test_sklearn_check_estimator():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    check_estimator(ConvexReLUClassifier(n_patterns=8, beta=1e-2, solver="clarabel", random_state=0))
+    check_estimator(ConvexReLURegressor(n_patterns=8, beta=1e-2, solver="clarabel", random_state=0),
+                    expected_failed_checks=REGRESSOR_EXPECTED_FAILURES)
