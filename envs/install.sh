@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install convexadv with everything the pipeline and the tests need into ./.venv.
-# Idempotent; needs Python >= 3.10 with venv and pip. MOSEK is installed but optional:
+# Idempotent; needs Python >= 3.11 with venv and pip. MOSEK is installed but optional:
 # without a licence the solvers fall back to Clarabel / the fast solver.
 set -euo pipefail
 cd "$(dirname "$0")/.."

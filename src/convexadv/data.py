@@ -53,23 +53,35 @@ class Dataset:
 # --------------------------------------------------------------------------- CIFAR-10
 
 
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) averaging matrix of adaptive average pooling along one axis.
+
+    Output cell i averages inputs floor(i * n_in / n_out) .. ceil((i + 1) * n_in / n_out) - 1,
+    exactly as ``torch.nn.functional.adaptive_avg_pool2d`` does.
+    """
+    A = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        lo, hi = (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)
+        A[i, lo:hi] = 1.0 / (hi - lo)
+    return A
+
+
 def downsample(images: np.ndarray, size: int = 7) -> np.ndarray:
     """Area-average (n, H, W, C) images to (n, C * size * size) features, channel-major.
 
-    Uses ``torch.nn.functional.adaptive_avg_pool2d`` (identical to
-    ``interpolate(mode="area")``); values keep the input's scale (0-255).
+    The same numbers as ``torch.nn.functional.adaptive_avg_pool2d(x, size)`` (the area
+    interpolation of ``interpolate(mode="area")``), computed in numpy so that loading data does
+    not need torch. Values keep the input's scale (0-255).
     """
-    import torch
-    import torch.nn.functional as F
-
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be (n, H, W, C), got shape {images.shape}")
     if int(size) != size or size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
-    t = torch.as_tensor(images, dtype=torch.float64).permute(0, 3, 1, 2)
-    pooled = F.adaptive_avg_pool2d(t, int(size))
-    return pooled.reshape(images.shape[0], -1).numpy()
+    n, H, W, _ = images.shape
+    rows, cols = _area_weights(H, int(size)), _area_weights(W, int(size))
+    pooled = np.einsum("ih,nhwc,jw->ncij", rows, images.astype(np.float64), cols)
+    return pooled.reshape(n, -1)
 
 
 def _check_classes(classes) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from .solvers import solve_program
 class _ConvexReLUBase(BaseEstimator):
     _loss: str
 
-    def __init__(self, n_patterns=36, eps=0.0, beta=1e-4, bias=True, solver="fast",
+    def __init__(self, n_patterns=36, eps=0.0, beta=1e-4, bias=True, solver="auto",
                  n_perturbations=4, random_state=None, solver_options=None):
         self.n_patterns = n_patterns
         self.eps = eps
@@ -52,7 +52,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     Parameters: ``n_patterns`` (P_s), ``eps`` (l_inf radius, 0 for standard
     training), ``beta`` (regularisation), ``bias`` (append a never-perturbed
-    ones column), ``solver`` ("fast", "auto", "clarabel", "scs", "mosek"),
+    ones column), ``solver`` ("auto": MOSEK if licensed, else Clarabel; "fast", "clarabel", "scs", "mosek"),
     ``n_perturbations`` (S of Algorithm 2), ``random_state`` (pattern sampling),
     ``solver_options`` (dict passed to the solver).
 

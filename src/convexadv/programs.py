@@ -24,6 +24,7 @@ A bias column is never perturbed, so it is left out of every l1 norm.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,6 +146,10 @@ class ConvexProgram:
         if self.eps == 0:
             return "(8)"
         return "(15)" if self.loss == "hinge" else "(18)"
+
+    def with_patterns(self, patterns: np.ndarray) -> "ConvexProgram":
+        """The same program over another (already validated) set of patterns."""
+        return dataclasses.replace(self, patterns=patterns)
 
     # ----- evaluation of the program at a point (V, W) -----
     def predictions(self, V: np.ndarray, W: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import cvxpy as cp
 import numpy as np
 
 from ..programs import ConvexProgram, ConvexSolution, ConvexSolveError
+from .presolve import trivial_patterns
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ def build_problem(program: ConvexProgram):
 
     yhat = cp.sum(cp.multiply(masks, X @ (V - W)), axis=1)
     if program.eps > 0:
-        G = masks @ (V - W)[np.flatnonzero(program.perturbable), :].T  # rows are g_k
-        spread = program.eps * cp.sum(cp.abs(G), axis=1)
+        # g_k depends on k only through row k of the patterns: build each distinct g once
+        rows, group = np.unique(masks, axis=0, return_inverse=True)
+        G = rows @ (V - W)[np.flatnonzero(program.perturbable), :].T
+        spread = program.eps * cp.sum(cp.abs(G), axis=1)[group.reshape(-1)]
     else:
         spread = 0
     regularizer = program.beta * (cp.sum(cp.norm(V, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0)))
@@ -90,23 +93,28 @@ def solve_with_cvxpy(program: ConvexProgram, *, solver: str = "clarabel", verbos
         raise ValueError(f"unknown cvxpy solver {solver!r}; choose from {sorted(CVXPY_SOLVERS)}")
     if key == "mosek" and (reason := mosek_licence_problem()) is not None:
         raise ConvexSolveError(f"solver 'mosek' requested but {reason}")
-    problem, V, W = build_problem(program)
     start = time.perf_counter()
-    try:
-        problem.solve(solver=CVXPY_SOLVERS[key], verbose=verbose, **solver_options)
-    except cp.error.SolverError as err:
-        raise ConvexSolveError(f"solver {key!r} failed on {program.equation}: {err}") from err
+    # patterns whose robust cone is {0} carry v_i = w_i = 0 at every feasible point
+    keep = ~trivial_patterns(program)
+    Vv = np.zeros((program.d, program.n_patterns))
+    Wv = np.zeros((program.d, program.n_patterns))
+    info = {"patterns_dropped_by_presolve": int((~keep).sum())}
+    if keep.any():
+        problem, V, W = build_problem(program.with_patterns(program.patterns[:, keep]))
+        try:
+            problem.solve(solver=CVXPY_SOLVERS[key], verbose=verbose, **solver_options)
+        except cp.error.SolverError as err:
+            raise ConvexSolveError(f"solver {key!r} failed on {program.equation}: {err}") from err
+        if problem.status != cp.OPTIMAL:
+            raise ConvexSolveError(
+                f"solver {key!r} returned status {problem.status!r} on {program.equation} "
+                f"(n={program.n}, d={program.d}, P={program.n_patterns}); no accurate solution"
+            )
+        Vv[:, keep], Wv[:, keep] = V.value, W.value
+        info.update(cvxpy_objective=float(problem.value), solver_time=problem.solver_stats.solve_time)
     elapsed = time.perf_counter() - start
-    if problem.status != cp.OPTIMAL:
-        raise ConvexSolveError(
-            f"solver {key!r} returned status {problem.status!r} on {program.equation} "
-            f"(n={program.n}, d={program.d}, P={program.n_patterns}); no accurate solution"
-        )
-    Vv, Wv = np.asarray(V.value), np.asarray(W.value)
     return ConvexSolution(
         V=Vv, W=Wv, objective=program.objective(Vv, Wv), status="optimal", solver=key,
         solve_time=elapsed, max_violation=program.max_violation(Vv, Wv), loss=program.loss,
-        eps=program.eps, beta=program.beta, bias=program.bias, patterns=program.patterns,
-        info={"cvxpy_objective": float(problem.value), "setup_and_solve_time": elapsed,
-              "solver_time": problem.solver_stats.solve_time},
+        eps=program.eps, beta=program.beta, bias=program.bias, patterns=program.patterns, info=info,
     )

@@ -1,0 +1,55 @@
+"""Shared start-up for the pipeline's scripts: logging into snakemake.log, thread count, json helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import platform
+import sys
+import time
+
+
+def _find_package() -> None:
+    """Use the installed convexadv, or <repo>/src when it is not installed (an --sdm conda
+    environment holds only the dependencies)."""
+    if importlib.util.find_spec("convexadv") is None:
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src")
+        sys.path.insert(0, os.path.normpath(src))
+
+
+_find_package()
+
+
+def start(snakemake) -> logging.Logger:
+    """Send stdout, stderr (tqdm bars, tracebacks), warnings and logging to the job's log file."""
+    path = snakemake.log[0]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    stream = open(path, "w", buffering=1)
+    sys.stdout = sys.stderr = stream
+    logging.basicConfig(stream=stream, level=logging.INFO, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    log = logging.getLogger("pipeline")
+    log.info("rule %s, wildcards %s, threads %d (python %s)", snakemake.rule, dict(snakemake.wildcards.items()),
+             snakemake.threads, platform.python_version())
+    log.info("params %s", json.dumps(dict(snakemake.params.items()), default=str))
+    os.environ.setdefault("OMP_NUM_THREADS", str(snakemake.threads))
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(snakemake.threads)))
+    except ImportError:  # pragma: no cover
+        pass
+    start.t0 = time.perf_counter()
+    return log
+
+
+def done(log: logging.Logger, outputs) -> None:
+    log.info("wrote %s in %.1fs", ", ".join(map(str, outputs)), time.perf_counter() - start.t0)
+
+
+def read_json(path):
+    with open(path) as fh:
+        return json.load(fh)
