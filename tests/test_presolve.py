@@ -34,6 +34,8 @@ def test_margin_of_a_known_cone():
     # x_1 = (1, 0), x_2 = (0, 1), both active: max_{||u||_1 <= 1} min(u_1, u_2) = 1/2
     X = np.array([[1.0, 0.0], [0.0, 1.0]])
     program = ConvexProgram.from_data(X, np.array([1.0, -1.0]), np.ones((2, 1), bool), eps=0.4)
-    assert pattern_margin(program, 0) == pytest.approx(0.5)
+    margin, direction = pattern_margin(program, 0)
+    assert margin == pytest.approx(0.5)
+    assert direction == pytest.approx([0.5, 0.5])
     assert not trivial_patterns(program)[0]
     assert trivial_patterns(ConvexProgram.from_data(X, np.array([1.0, -1.0]), np.ones((2, 1), bool), eps=0.6))[0]

@@ -12,7 +12,7 @@ The hinge data term is averaged over n, the squared term summed (as in programs 
 import numpy as np
 from _common import done, read_json, start
 
-from convexadv.attacks import evaluate_robustness, pgd, predict_scores
+from convexadv.attacks import evaluate_robustness, pgd
 from convexadv.data import Dataset
 from convexadv.io import atomic_write_json
 from convexadv.network import ReLUNetwork, robust_loss_terms, worst_case_perturbation
@@ -25,10 +25,8 @@ test = Dataset.load(snakemake.input.test)
 
 
 def pointwise_loss(X, y):
-    yhat = predict_scores(network, X)
-    if p.loss == "hinge":
-        return np.maximum(0.0, 1.0 - y * yhat)
-    return 0.5 * (yhat - y) ** 2
+    """The hinge or (1/2) squared loss of every sample (the eps = 0 case of robust_loss_terms)."""
+    return robust_loss_terms(network, X, y, 0.0, loss=p.loss)[0]
 
 
 def data_term(terms):

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ..programs import ConvexProgram, ConvexSolution
 from ._fast_ops import Operator
-from ._fast_presolve import cone_margins, repair
+from .presolve import cone_margins, repair
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,10 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 100
     keep = program.patterns.any(axis=0)
     interior = np.zeros((d, P))
     if program.eps > 0:
-        with _threads_for(program):
-            trivial, interior = cone_margins(program, device)
+        trivial, interior = cone_margins(program)
         keep &= ~trivial
     columns = np.flatnonzero(keep)
-    reduced = ConvexProgram(X=program.X, y=program.y, patterns=program.patterns[:, columns], loss=program.loss,
-                            eps=program.eps, beta=program.beta, bias=program.bias)
+    reduced = program.with_patterns(program.patterns[:, columns])
     presolve_time = time.perf_counter() - start
     U = np.zeros((d, 2 * P))
     warm = _warm_state(warm_start, columns, reduced, device, dtype)

@@ -12,6 +12,10 @@ C_i is {0} exactly when the margin LP
 has m_i < eps (and is bounded). Then v_i = w_i = 0 at every feasible point, so the
 pattern can be dropped from the program without changing its optimum. With pixel
 data and eps = 10 most sampled patterns are of this kind (section VII-D).
+
+When m_i > eps the LP's maximiser e_i is an interior direction of C_i (its robust
+slack is at least m_i - eps > 0); :func:`repair` uses it to make a slightly
+infeasible column exactly feasible.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from ..programs import ConvexProgram
 MARGIN_SAFETY = 1e-7
 
 
-def pattern_margin(program: ConvexProgram, i: int) -> float:
-    """The margin m_i of pattern i's cone (inf when unbounded), by an exact LP (HiGHS)."""
+def pattern_margin(program: ConvexProgram, i: int) -> tuple[float, np.ndarray]:
+    """The margin m_i of pattern i's cone and the LP's maximiser u (inf and the bias
+    direction when the LP is unbounded), by an exact LP (HiGHS)."""
     X = program.X
     pert = program.perturbable
     s = np.where(program.patterns[:, i], 1.0, -1.0)
@@ -45,18 +50,53 @@ def pattern_margin(program: ConvexProgram, i: int) -> float:
     b_ub = np.concatenate([np.zeros(n), [1.0]])
     bounds = [(0, None)] * (2 * q.size) + [(None, None)] * (free.size + 1)
     result = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
-    if result.status == 3:  # unbounded: the bias alone satisfies every constraint strictly
-        return np.inf
+    u = np.zeros(d)
+    if result.status == 3:  # unbounded: every s_k has one sign and the bias alone satisfies (11)
+        u[free] = s[0]
+        return np.inf, u
     if result.status != 0:
         raise RuntimeError(f"margin LP for pattern {i} failed: {result.message}")
-    return -float(result.fun)
+    u[q] = result.x[: q.size] - result.x[q.size: 2 * q.size]
+    u[free] = result.x[2 * q.size: 2 * q.size + free.size]
+    return -float(result.fun), u
+
+
+def cone_margins(program: ConvexProgram) -> tuple[np.ndarray, np.ndarray]:
+    """For every pattern: ``trivial`` (P,), True where the cone (11) is {0}, and
+    ``interior`` (d, P), an interior direction of the cone where its margin exceeds
+    eps, zeros elsewhere. With eps = 0 nothing is trivial and no direction is needed."""
+    trivial = np.zeros(program.n_patterns, dtype=bool)
+    interior = np.zeros((program.d, program.n_patterns))
+    if program.eps == 0:
+        return trivial, interior
+    for i in range(program.n_patterns):
+        margin, direction = pattern_margin(program, i)
+        trivial[i] = margin < program.eps * (1 - MARGIN_SAFETY)
+        if margin > program.eps * (1 + MARGIN_SAFETY):
+            interior[:, i] = direction
+    return trivial, interior
 
 
 def trivial_patterns(program: ConvexProgram) -> np.ndarray:
     """Boolean mask (P,) of the patterns whose robust cone is {0} (always all False when eps = 0)."""
-    trivial = np.zeros(program.n_patterns, dtype=bool)
-    if program.eps == 0:
-        return trivial
-    for i in range(program.n_patterns):
-        trivial[i] = pattern_margin(program, i) < program.eps * (1 - MARGIN_SAFETY)
-    return trivial
+    return cone_margins(program)[0]
+
+
+def repair(program: ConvexProgram, U: np.ndarray, interior: np.ndarray) -> tuple[np.ndarray, int]:
+    """Add t_j e_j to every violating column u_j of U = [V, W] that has an interior direction e_j.
+
+    Exact because the slack of (11) is concave and positively homogeneous:
+    slack(u + t e) >= slack(u) + t slack(e). Returns the repaired U (d x 2P) and the
+    number of columns changed.
+    """
+    P = program.n_patterns
+    worst = np.hstack([program.constraint_slack(U[:, :P]), program.constraint_slack(U[:, P:])]).min(axis=0)
+    E = np.hstack([interior, interior])
+    e_slack = np.tile(program.constraint_slack(interior).min(axis=0), 2)
+    fix = (worst < 0) & (e_slack > 0)
+    if not fix.any():
+        return U, 0
+    U = U.copy()
+    t = -worst[fix] / e_slack[fix] * (1 + 1e-9)
+    U[:, fix] += t[None, :] * E[:, fix]
+    return U, int(fix.sum())
