@@ -58,7 +58,7 @@ def test_bad_parameters_give_clear_errors(small_problem, kwargs, message):
         solve_convex(*small_problem, **{"solver": "clarabel", **kwargs})
 
 
-def test_mosek_without_licence_is_a_clear_error_and_auto_falls_back(small_problem, caplog):
+def test_mosek_without_licence_is_a_clear_error_and_auto_falls_back(small_problem):
     reason = cvxpy_backend.mosek_licence_problem()
     if reason is None:
         pytest.skip("a MOSEK licence works on this machine")
