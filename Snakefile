@@ -4,6 +4,7 @@
 #   snakemake --cores 2                      # the whole paper (results/), see README.md
 #   snakemake --cores 2 --configfile tests/config/test_config.yaml   # the small CI run
 #   snakemake --report results/report.html   # HTML report with every table and figure
+#   snakemake --cores 2 solver_benchmark      # solver benchmark (results/benchmark/), not part of `all`
 #
 # data -> patterns (Alg. 1/2) -> solve_convex -> recover (7) -> evaluate -> report
 #                                 baselines (GD-STD/FGSM/PGD) -^
@@ -25,6 +26,7 @@ include: "workflow/rules/solve.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:

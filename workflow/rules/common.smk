@@ -149,3 +149,12 @@ def final_outputs():
         "results/figures/fig2.png",
         "results/figures/fig3.png",
     ]
+
+
+def benchmark_setting(key, default):
+    """A value of config.yaml's optional `benchmark` section (the solver benchmark)."""
+    return config.get("benchmark", {}).get(key, default)
+
+
+# image sizes s (d = 3 s^2 features) of the CIFAR-10 pair each benchmark preset needs
+BENCHMARK_IMAGE_SIZES = {"quick": [2, 4], "paper": [2, 4, 7], "full": [2, 4, 7, 32]}

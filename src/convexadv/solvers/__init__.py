@@ -3,7 +3,7 @@
 ``solve_convex`` builds the program (8), (15) or (18) from data and sampled
 patterns and hands it to a backend:
 
-* ``"fast"``: the first-order, certified torch solver (:mod:`.fast`), CPU or GPU;
+* ``"fast"``: the structured, certified interior-point solver in torch (:mod:`.fast`), CPU or GPU;
 * ``"clarabel"``, ``"scs"``, ``"mosek"``: interior-point / conic solvers through cvxpy;
 * ``"auto"``: MOSEK when its licence works, Clarabel otherwise (said once in the log).
 """

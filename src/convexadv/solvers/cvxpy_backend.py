@@ -83,9 +83,11 @@ def build_problem(program: ConvexProgram):
 
 
 def solve_with_cvxpy(program: ConvexProgram, *, solver: str = "clarabel", verbose: bool = False,
-                     **solver_options) -> ConvexSolution:
+                     presolve: bool = True, **solver_options) -> ConvexSolution:
     """Solve ``program`` with an interior-point (or SCS) solver through cvxpy.
 
+    ``presolve=False`` hands the whole program to the solver, without first dropping the
+    patterns whose robust cone (11) is {0} (as a user writing the program in cvxpy would).
     Raises ConvexSolveError unless the solver reports an optimal solution.
     """
     key = solver.lower()
@@ -95,7 +97,7 @@ def solve_with_cvxpy(program: ConvexProgram, *, solver: str = "clarabel", verbos
         raise ConvexSolveError(f"solver 'mosek' requested but {reason}")
     start = time.perf_counter()
     # patterns whose robust cone is {0} carry v_i = w_i = 0 at every feasible point
-    keep = ~trivial_patterns(program)
+    keep = ~trivial_patterns(program) if presolve else np.ones(program.n_patterns, dtype=bool)
     Vv = np.zeros((program.d, program.n_patterns))
     Wv = np.zeros((program.d, program.n_patterns))
     info = {"patterns_dropped_by_presolve": int((~keep).sum())}

@@ -1,360 +1,652 @@
-"""A certified first-order solver for the convex programs (8), (15) and (18), in torch.
+"""A fast, certified solver for the convex programs (8), (15) and (18): a structured interior-point method in torch.
 
-Algorithm: restarted Halpern PDHG with reflection (Lu and Yang, 2024; the
-method of cuPDLPx) on the saddle-point form of the programs described in
-:mod:`._fast_ops`, with
+The program (after the exact presolve of :mod:`.presolve` drops the patterns whose robust
+cone (11) is {0}) is written with auxiliary variables
 
-* a diagonal Pock--Chambolle preconditioner (one primal step per column u_j,
-  one dual step per sample and block) and a step size 0.9 / ||Sigma^1/2 K T^1/2||
-  from a power iteration, so there is no step size to tune;
-* a primal weight balancing primal and dual steps, updated at every restart
-  as in PDLP;
-* adaptive restarts on the fixed-point residual (sufficient decay 0.2,
-  necessary decay 0.8 without progress, or an artificial restart after 36 % of
-  all iterations);
-* certificates at every check: the exact objective at U = P - Q, the largest
-  violation of the constraints of (8) / (11), and a lower bound from a dual
-  feasible point (see :meth:`._fast_ops.Operator.lower_bound`). The solver stops
-  when the relative gap (objective - lower bound) / |objective| is at most
-  ``tol`` and the point is feasible to min(tol, 1e-6) relative to
-  max|X| * max_j ||u_j||_1.
+* per sample k: rho_k (hinge: rho_k >= 0 and rho_k >= 1 - y_k yhat_k + eps 1^T a_k; squared:
+  rho_k >= |yhat_k - y_k| + eps 1^T a_k) and, when eps > 0, a_k >= |g_k| (the l1 norms of (15), (18));
+* per column j of U = [V, W]: tau_j >= ||u_j||_2 (a second-order cone) and, when eps > 0,
+  b_j >= |u~_j|, so that (11) reads s_k x_k^T u_j - eps 1^T b_j >= 0;
 
-Each iteration costs one product with K and one with K^T: six GEMMs of size
-n * d * P and a few passes over n x d arrays, never [D_1 X ... D_P X].
+objective f0 = sum_k rho_k / n (hinge) or sum_k rho_k^2 / 2 (squared) + beta sum_j tau_j. It is
+solved by a primal-dual path-following method with Mehrotra's predictor-corrector and
+Nesterov-Todd scaling of the cones (Vandenberghe, "The CVXOPT linear and quadratic cone
+program solvers", 2010), started from a strictly feasible point built from the presolve's
+interior directions. Every iterate stays strictly feasible, so the returned network satisfies
+(11) and Theorem 4's certificate holds for it. Step sizes come from the ratio test; there is
+nothing to tune.
+
+Newton systems. The auxiliary variables are eliminated analytically (their blocks are diagonal
+plus rank one, written as sums of positive terms so that nothing cancels); what remains is a
+system in U only, whose matrix is
+
+    [[B_V + K, -K], [-K, B_W + K]]
+
+with one d x d block B_j per column and K the per-sample part in delta = V - W (P' d x P' d).
+eps = 0: K has rank n and the Woodbury identity over the 2P' blocks needs one n x n
+factorisation; eps > 0: dense Cholesky of the 2P'd x 2P'd matrix (P' is small after the
+presolve). [D_1 X ... D_P X] is never formed: every product is a masked GEMM.
+
+Certificate. The multipliers z of the constraints give a point of the Lagrange dual of
+(8) / (15) / (18); it is projected onto the simple dual constraints and scaled until every
+column satisfies dist(-l_j, eps M_j B_inf) <= beta exactly, so its value is a valid lower bound
+(weak duality). The solver stops when (objective - bound) / |objective| <= tol.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..programs import ConvexProgram, ConvexSolution
-from ._fast_ops import Operator
-from .presolve import cone_margins, repair
+from .presolve import cone_margins
 
 log = logging.getLogger(__name__)
 
-#: iterations between two evaluations of the certificates and the restart tests
-CHECK_EVERY = 32
-#: Halpern reflection coefficient (1 = reflected resolvent 2 T - I)
-REFLECTION = 1.0
-#: restart tests on the fixed-point residual, relative to its value at the last restart
-SUFFICIENT_DECAY, NECESSARY_DECAY, ARTIFICIAL_FRACTION = 0.2, 0.8, 0.36
-#: feasibility is required to this relative accuracy at most (relative to max|X| max_j ||u_j||_1)
-MAX_FEASIBILITY_TOL = 1e-6
-#: power iterations for ||Sigma^1/2 K T^1/2|| and the fraction of its inverse used as step
-POWER_ITERATIONS, STEP_FRACTION = 60, 0.9
-#: below this n * d the iterations run on one CPU thread
-SMALL_PROBLEM = 500_000
+#: fraction of the step to the boundary of the cones taken by each iteration
+TO_BOUNDARY = 0.99
+#: iterative-refinement steps for every Newton direction
+REFINEMENTS = 2
+#: a step shorter than this means the Newton systems are exhausted (status "stalled")
+MIN_STEP = 1e-6
+#: the iterations drive the mean complementarity s^T z / degree down to this fraction of tol * |objective|
+TARGET_FRACTION = 0.05
+#: relative diagonal shifts tried when a Newton matrix is not numerically positive definite
+JITTER = (1e-15, 1e-13, 1e-11, 1e-9)
+#: the linear-programming row families (every one is >= 0 at a feasible point)
+ROWS = ("R", "am", "ap", "bm", "bp", "p")
 
 
-def solve_fast(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 100_000,
-               time_limit: float | None = None, device: str = "cpu", dtype=None,
-               warm_start: ConvexSolution | None = None, progress: bool = False) -> ConvexSolution:
-    """Solve (8), (15) or (18) to relative duality gap ``tol`` with a certified first-order method.
+@dataclass
+class _Point:
+    """The primal variables: U (d x J), rho (n), a (n x d'), tau (J), b (d' x J)."""
+
+    U: torch.Tensor
+    rho: torch.Tensor
+    a: torch.Tensor
+    tau: torch.Tensor
+    b: torch.Tensor
+
+    def fields(self):
+        return (self.U, self.rho, self.a, self.tau, self.b)
+
+    def step(self, direction: "_Point", s: float) -> "_Point":
+        return _Point(*(x + s * dx for x, dx in zip(self.fields(), direction.fields())))
+
+    def minus(self, other: "_Point") -> "_Point":
+        return _Point(*(x - y for x, y in zip(self.fields(), other.fields())))
+
+
+def _jordan(x, y):
+    """Jordan product of second-order-cone vectors (batched over the first axis)."""
+    return torch.cat([(x * y).sum(dim=1, keepdim=True), x[:, :1] * y[:, 1:] + y[:, :1] * x[:, 1:]], dim=1)
+
+
+def _jordan_solve(lam, v):
+    """u with lam o u = v (lam in the interior of the cone)."""
+    det = _cone_det(lam)
+    u0 = (lam[:, 0] * v[:, 0] - (lam[:, 1:] * v[:, 1:]).sum(dim=1)) / det
+    u1 = (v[:, 1:] - u0[:, None] * lam[:, 1:]) / lam[:, :1]
+    return torch.cat([u0[:, None], u1], dim=1)
+
+
+def _cone_det(x):
+    """x_0^2 - ||x_1||^2, computed as a product to keep its relative accuracy near the boundary."""
+    norm1 = torch.linalg.norm(x[:, 1:], dim=1)
+    return (x[:, 0] - norm1) * (x[:, 0] + norm1)
+
+
+def _cone_step(x, dx) -> float:
+    """Largest t with x + t dx in the second-order cone (x in its interior)."""
+    qa = dx[:, 0] ** 2 - (dx[:, 1:] ** 2).sum(dim=1)
+    qb = 2 * (x[:, 0] * dx[:, 0] - (x[:, 1:] * dx[:, 1:]).sum(dim=1))
+    qc = _cone_det(x)
+    steps = [math.inf]
+    for a, b, c, x0, d0 in zip(qa.tolist(), qb.tolist(), qc.tolist(), x[:, 0].tolist(), dx[:, 0].tolist()):
+        if d0 < 0:
+            steps.append(-x0 / d0)
+        if abs(a) < 1e-300:
+            if b < 0:
+                steps.append(-c / b)
+            continue
+        disc = b * b - 4 * a * c
+        if disc < 0:
+            continue
+        root = math.sqrt(disc)
+        for t in ((-b - root) / (2 * a), (-b + root) / (2 * a)):
+            if t > 0:
+                steps.append(t)
+    return min(steps)
+
+
+def _ratio_step(x, dx) -> float:
+    """Largest t with x + t dx >= 0 (x > 0)."""
+    neg = dx < 0
+    return float((-x[neg] / dx[neg]).min()) if bool(neg.any()) else math.inf
+
+
+class _Structure:
+    """The presolved program in the variables of :class:`_Point`, on one device: its affine
+    constraint rows, their adjoint, the Newton systems and the dual certificate."""
+
+    def __init__(self, program: ConvexProgram, device, dtype):
+        def tensor(a):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        self.program = program
+        self.n, self.d, self.P = program.n, program.d, program.n_patterns
+        self.J = 2 * self.P
+        self.eps, self.beta = program.eps, program.beta
+        self.hinge = program.loss == "hinge"
+        self.X = tensor(program.X)
+        self.y = tensor(program.y)
+        self.pert = torch.as_tensor(np.flatnonzero(program.perturbable), device=device)
+        self.pert_mask = torch.as_tensor(program.perturbable, device=device)
+        self.dp = int(self.pert.numel()) if self.eps > 0 else 0
+        self.M = tensor(program.patterns.astype(np.float64))  # (n, P)
+        self.S = 2 * self.M - 1  # signs (2 D_i - I)
+        self.SJ = torch.cat([self.S, self.S], dim=1)  # (n, J)
+        # loss rows R_a = rho + row_sign_a * yhat - row_eps_a * 1^T a + row_const_a  (a = 0, 1)
+        if self.hinge:
+            self.row_sign = torch.stack([torch.zeros_like(self.y), self.y], dim=1)
+            self.row_eps = torch.tensor([0.0, self.eps]).to(self.X)
+            self.row_const = torch.stack([torch.zeros_like(self.y), -torch.ones_like(self.y)], dim=1)
+        else:
+            self.row_sign = torch.stack([-torch.ones_like(self.y), torch.ones_like(self.y)], dim=1)
+            self.row_eps = torch.tensor([self.eps, self.eps]).to(self.X)
+            self.row_const = torch.stack([self.y, -self.y], dim=1)
+        #: number of linear rows plus number of cones (the degree of the cone of the problem)
+        self.degree = 2 * self.n + 2 * self.n * self.dp + 2 * self.J * self.dp + self.n * self.J + self.J
+
+    # ----- linear maps -----
+    def outputs(self, U):
+        """yhat (n) and g (n x d') at U."""
+        delta = U[:, : self.P] - U[:, self.P:]
+        yhat = (self.M * (self.X @ delta)).sum(dim=1)
+        g = self.M @ delta[self.pert].T if self.dp else self.X.new_zeros(self.n, 0)
+        return yhat, g
+
+    def lift(self, coef_yhat, coef_g):
+        """The adjoint of U -> (yhat, g): sum_k coef_yhat_k d yhat_k / dU + coef_g_k . d g_k / dU."""
+        delta = self.X.T @ (self.M * coef_yhat[:, None])
+        if self.dp:
+            delta[self.pert] += coef_g.T @ self.M
+        return torch.cat([delta, -delta], dim=1)
+
+    def rows(self, x: _Point, constant: bool = True) -> dict:
+        """Every linear-programming row at x (their linear part only when ``constant`` is false)."""
+        yhat, g = self.outputs(x.U)
+        R = x.rho[:, None] + self.row_sign * yhat[:, None] - self.row_eps * x.a.sum(dim=1, keepdim=True)
+        if constant:
+            R = R + self.row_const
+        Ut = x.U[self.pert] if self.dp else x.U.new_zeros(0, self.J)
+        p = self.SJ * (self.X @ x.U) - self.eps * x.b.sum(dim=0)[None, :]
+        return {"R": R, "am": x.a - g, "ap": x.a + g, "bm": x.b - Ut, "bp": x.b + Ut, "p": p}
+
+    def adjoint(self, z: dict) -> _Point:
+        """The adjoint of the linear part of :meth:`rows` applied to multipliers z."""
+        coef_g = z["ap"] - z["am"]
+        U = self.lift((self.row_sign * z["R"]).sum(dim=1), coef_g) + self.X.T @ (self.SJ * z["p"])
+        if self.dp:
+            U[self.pert] += z["bp"] - z["bm"]
+        a = z["am"] + z["ap"] - (self.row_eps * z["R"]).sum(dim=1, keepdim=True)
+        b = z["bm"] + z["bp"] - self.eps * z["p"].sum(dim=0)[None, :]
+        return _Point(U, z["R"].sum(dim=1), a, torch.zeros_like(z["p"][0]), b)
+
+    @staticmethod
+    def cones(x: _Point):
+        """The second-order-cone variables (tau_j, u_j), one row per column j."""
+        return torch.cat([x.tau[:, None], x.U.T], dim=1)
+
+    def objective_f0(self, x: _Point) -> float:
+        loss = x.rho.sum() / self.n if self.hinge else 0.5 * (x.rho ** 2).sum()
+        return float(loss + self.beta * x.tau.sum())
+
+    def objective_gradient(self, x: _Point) -> _Point:
+        rho = torch.full_like(x.rho, 1.0 / self.n) if self.hinge else x.rho
+        return _Point(torch.zeros_like(x.U), rho, torch.zeros_like(x.a), torch.full_like(x.tau, self.beta),
+                      torch.zeros_like(x.b))
+
+    def objective_hessian(self, dx: _Point) -> _Point:
+        rho = torch.zeros_like(dx.rho) if self.hinge else dx.rho
+        return _Point(torch.zeros_like(dx.U), rho, torch.zeros_like(dx.a), torch.zeros_like(dx.tau),
+                      torch.zeros_like(dx.b))
+
+    # ----- Newton systems -----
+    def factor(self, w: dict, soc_inv2, soc_schur):
+        """Factor the Newton matrix  P + A^T diag(w) A + E^T W^-2 E  (A: the rows, E: the cones) and
+        return a function solving it for a right-hand side given as a :class:`_Point`.
+
+        ``soc_inv2`` holds W^-2 per cone (J, d+1, d+1) and ``soc_schur`` its Schur complement
+        on u (J, d, d), computed stably by the caller."""
+        n, d, dp, P, J = self.n, self.d, self.dp, self.P, self.J
+        eps = self.eps
+        # --- per sample: rows R (n, 2), a - g (cm), a + g (cp) ---
+        wR, cm, cp = w["R"], w["am"], w["ap"]
+        A_s, B_s = cp + cm, cp - cm  # (g_l, a_l) block [[A, B], [B, A]]
+        # stage 1: eliminate rho. With the objective's curvature delta as a third row, the
+        # remaining quadratic is sum_r omega_r (alpha_r yhat + beta_r 1^T a)^2 over the pairs r
+        # of rows (weighted-variance identity: no cancellation)
+        delta = torch.zeros_like(wR[:, 0]) if self.hinge else torch.ones_like(wR[:, 0])
+        w1, w2 = wR[:, 0], wR[:, 1]
+        W_sum = w1 + w2 + delta
+        H_ry = (wR * self.row_sign).sum(dim=1)
+        H_ra = (wR * self.row_eps).sum(dim=1)  # H_rho,a = -H_ra 1^T
+        (s1_, s2_), (e1, e2) = self.row_sign.unbind(dim=1), self.row_eps.tolist()
+        omega = torch.stack([w1 * w2, w1 * delta, w2 * delta], dim=1) / W_sum[:, None]
+        alpha = torch.stack([s1_ - s2_, s1_, s2_], dim=1)
+        beta = torch.tensor([e2 - e1, -e1, -e2]).to(wR)[None, :].expand_as(alpha)
+        s_yy = (omega * alpha ** 2).sum(dim=1)
+        h_ya = (omega * alpha * beta).sum(dim=1)
+        gamma = (omega * beta ** 2).sum(dim=1)
+        minors = alpha[:, :, None] * beta[:, None, :] - alpha[:, None, :] * beta[:, :, None]
+        cross = 0.5 * (omega[:, :, None] * omega[:, None, :] * minors ** 2).sum(dim=(1, 2))
+        # stage 2: eliminate a (H_aa = diag(A) + gamma 11^T, H_ya = h_ya 1^T, H_ga = diag(B))
+        iota = 1.0 / A_s
+        sum_iota = iota.sum(dim=1)
+        zeta = 1 + gamma * sum_iota
+        theta = gamma / zeta
+        phi = B_s * iota
+        E = 4 * cp * cm / A_s
+        C11 = (s_yy + sum_iota * cross) / zeta
+        C12 = -h_ya / zeta
+        C22 = theta
+
+        def solve_aa(v):  # H_aa^-1 v for v (n, d')
+            return iota * v - (theta * (iota * v).sum(dim=1))[:, None] * iota
+
+        # --- per column: cone (tau_j, u_j), b -/+ u~ (bm, bp), p ---
+        wp, c_bm, c_bp = w["p"], w["bm"], w["bp"]
+        A_c, B_c = c_bp + c_bm, c_bp - c_bm  # (u_l, b_l) block [[A, B], [B, A]]
+        H_tt = soc_inv2[:, 0, 0]
+        H_ut = soc_inv2[:, 1:, 0].T  # (d, J)
+        Bcol = soc_schur.clone()
+        # eliminate b (H_bb = diag(A_c) + eps^2 sum(w) 11^T, H_ub = Pi diag(B_c) - eps v 1^T); the
+        # result is a sum of PSD terms: the centred covariance of the rows s_k x_k, a rank-one
+        # term along their weighted mean, and the diagonal of the l1 rows
+        v = self.X.T @ (wp * self.SJ)  # (d, J)
+        w_sum = wp.sum(dim=0)
+        mean = v / w_sum
+        centred = self.SJ.T[:, :, None] * self.X[None, :, :] - mean.T[:, None, :]  # (J, n, d)
+        Bcol += torch.einsum("kj,jka,jkb->jab", wp, centred, centred)
+        iota_c = 1.0 / A_c
+        zeta_c = 1 + eps ** 2 * w_sum * iota_c.sum(dim=0)
+        theta_c = eps ** 2 * w_sum / zeta_c
+        phi_c = torch.zeros_like(v)
+        if dp:
+            phi_c[self.pert] = B_c * iota_c
+            Bcol[:, self.pert, self.pert] += (4 * c_bp * c_bm * iota_c).T
+        lifted = mean + eps * phi_c
+        Bcol += (w_sum / zeta_c)[:, None, None] * torch.einsum("aj,bj->jab", lifted, lifted)
+
+        def solve_bb(r):  # H_bb^-1 r for r (d', J)
+            return iota_c * r - theta_c[None, :] * (iota_c * r).sum(dim=0, keepdim=True) * iota_c
+
+        solve_U = self._factor_reduced(Bcol, E, phi, C11, C12, C22)
+
+        def solve(r: _Point) -> _Point:
+            # per sample: reduce the right-hand side to (yhat, g) space
+            g1_a = r.a + (H_ra * r.rho / W_sum)[:, None]
+            z_a = solve_aa(g1_a)
+            g2_y = -H_ry * r.rho / W_sum - h_ya * z_a.sum(dim=1)
+            g2_g = -B_s * z_a
+            # per column
+            rhs = r.U - H_ut * (r.tau / H_tt)[None, :]
+            z_b = solve_bb(r.b)
+            if dp:
+                rhs[self.pert] -= B_c * z_b
+            rhs = rhs + eps * v * z_b.sum(dim=0)[None, :] + self.lift(g2_y, g2_g)
+            dU = solve_U(rhs)
+            # back-substitution
+            dyhat, dg = self.outputs(dU)
+            da = solve_aa(g1_a - h_ya[:, None] * dyhat[:, None] - B_s * dg)
+            drho = (r.rho - H_ry * dyhat + H_ra * da.sum(dim=1)) / W_sum
+            dtau = (r.tau - (H_ut * dU).sum(dim=0)) / H_tt
+            dUt = dU[self.pert] if dp else dU.new_zeros(0, J)
+            db = solve_bb(r.b - B_c * dUt + eps * (v * dU).sum(dim=0)[None, :])
+            return _Point(dU, drho, da, dtau, db)
+
+        return solve
+
+    def _factor_reduced(self, Bcol, E, phi, C11, C12, C22):
+        """Factor blockdiag(B_j) + [I; -I] K [I, -I] (the Newton matrix in U) and return its solver.
+
+        eps = 0: K = F^T diag(C11) F has rank n, so the Woodbury identity over all 2P columns
+        needs only the d x d blocks B_j and one n x n factorisation. eps > 0: dense Cholesky
+        of the whole 2 P d x 2 P d matrix. Both avoid harmonic means of the B_j, which lose all
+        accuracy late in the iterations.
+        """
+        P, d, J, n = self.P, self.d, self.J, self.n
+        L = _cholesky(Bcol)  # (J, d, d)
+        if self.dp == 0:
+            root = C11.clamp(min=0).sqrt()
+            half = root[:, None, None] * self.M[:, :, None] * self.X[:, None, :]  # (n, P, d)
+            G = torch.cat([half, -half], dim=1)  # rows of [F, -F] C^1/2, (n, J, d)
+            BinvGt = torch.cholesky_solve(G.permute(1, 2, 0), L)  # (J, d, n)
+            G_flat = G.reshape(n, J * d)
+            BinvGt_flat = BinvGt.permute(2, 0, 1).reshape(n, J * d)
+            small = G_flat @ BinvGt_flat.T
+            small = 0.5 * (small + small.T)
+            small.diagonal().add_(1.0)
+            L_small = _cholesky(small)
+
+            def solve(rhs):
+                y0 = torch.cholesky_solve(rhs.T[:, :, None], L)[:, :, 0].reshape(J * d)
+                t = torch.cholesky_solve((G_flat @ y0)[:, None], L_small)[:, 0]
+                return (y0 - BinvGt_flat.T @ t).reshape(J, d).T
+
+            return solve
+        m = P * d
+        K = self._dense_sample_hessian(E, phi, C11, C12, C22).reshape(m, m)
+        H = torch.cat([torch.cat([K, -K], dim=1), torch.cat([-K, K], dim=1)], dim=0).reshape(J, d, J, d)
+        idx = torch.arange(J)
+        H[idx, :, idx, :] += Bcol
+        L_full = _cholesky(H.reshape(J * d, J * d))
+
+        def solve(rhs):
+            return torch.cholesky_solve(rhs.T.reshape(J * d, 1), L_full).reshape(J, d).T
+
+        return solve
+
+    def _dense_sample_hessian(self, E, phi, C11, C12, C22):
+        """K[(i, l), (i', l')] = sum_k M_ki M_ki' (Q_k[l, l'] + [l = l' perturbable] E_kl) with
+        Q_k = [x_k, phi_k] C_k [x_k, phi_k]^T, as one GEMM: K = F1^T A1 + F2^T A2 where
+        F1[k, (i, l)] = M_ki x_kl, F2[k, (i, l)] = M_ki phi_kl, A = C_k applied to (F1, F2)."""
+        n, d, P = self.n, self.d, self.P
+        phi_full = self.X.new_zeros(n, d)
+        phi_full[:, self.pert] = phi
+        F1 = (self.M[:, :, None] * self.X[:, None, :]).reshape(n, P * d)
+        F2 = (self.M[:, :, None] * phi_full[:, None, :]).reshape(n, P * d)
+        A1 = C11[:, None] * F1 + C12[:, None] * F2
+        A2 = C12[:, None] * F1 + C22[:, None] * F2
+        K = (torch.cat([F1, F2]).T @ torch.cat([A1, A2])).reshape(P, d, P, d)
+        Ediag = torch.einsum("kl,ki,kp->lip", E, self.M, self.M)  # (d', P, P)
+        idx = self.pert
+        K[:, idx, :, idx] += Ediag
+        return K
+
+    # ----- certificate -----
+    def lower_bound(self, z: dict) -> float:
+        """A valid lower bound on the optimum from the multipliers z of the rows (weak duality).
+
+        The Lagrangian of (8) / (15) / (18) with multipliers (coef_y, xi) of the loss and mu >= 0 of
+        (11) is bounded below in U exactly when every column j has dist(-l_j, eps M_j B_inf) <= beta,
+        l_j = sigma_j sum_k d_ik (coef_y_k x_k + xi_k) - sum_k mu_jk s_jk x_k, M_j = sum_k mu_jk.
+        The multipliers are projected onto their simple constraints and scaled by the largest
+        c <= 1 (hinge) or the best c (squared) meeting this; the dual value at the scaled point is
+        returned."""
+        mu = z["p"].clamp(min=0)
+        zR = z["R"].clamp(min=0)
+        if self.hinge:
+            lam = zR[:, 1].clamp(max=1.0 / self.n)
+            coef_y = -lam * self.y
+            bound_xi = self.eps * lam
+        else:
+            coef_y = zR[:, 0] - zR[:, 1]
+            bound_xi = self.eps * (zR[:, 0] + zR[:, 1])
+        xi = (z["am"] - z["ap"]) if self.dp else coef_y.new_zeros(self.n, 0)
+        xi = torch.maximum(torch.minimum(xi, bound_xi[:, None]), -bound_xi[:, None])
+        ell = self.lift(coef_y, xi) - self.X.T @ (mu * self.SJ)
+        excess = torch.where(self.pert_mask[:, None], (ell.abs() - self.eps * mu.sum(dim=0)[None, :]).clamp(min=0),
+                             ell.abs())
+        dist = float(torch.linalg.norm(excess, dim=0).max())
+        c_max = math.inf if dist == 0 else self.beta / dist
+        if self.hinge:
+            return float(min(1.0, c_max) * lam.sum())
+        linear = float(-(coef_y * self.y).sum())
+        a_needed = torch.maximum(coef_y.abs(), xi.abs().amax(dim=1) / self.eps) if self.dp else coef_y.abs()
+        quad = float((a_needed ** 2).sum())
+        c = min(max(linear / quad, 0.0), c_max) if quad > 0 else (c_max if linear > 0 else 0.0)
+        return c * linear - 0.5 * c ** 2 * quad
+
+    # ----- starting point -----
+    def start(self, interior: np.ndarray) -> _Point:
+        """A strictly feasible, roughly centred point: v_i = w_i (so yhat = g = 0) along an
+        interior direction of cone i, scaled so that every row of (11) has slack at least 1."""
+        E = torch.as_tensor(interior).to(self.X)  # (d, P)
+        excess = (self.S * (self.X @ E)).min(dim=0).values - self.eps * E[self.pert].abs().sum(dim=0)
+        U = torch.cat([E, E], dim=1) * (2 / excess).repeat(2)[None, :]
+        if self.dp:
+            b = U[self.pert].abs() + 1 / (self.eps * self.dp)
+            a = U.new_full((self.n, self.dp), 1 / (self.eps * self.dp))
+        else:
+            b = U.new_zeros(0, self.J)
+            a = U.new_zeros(self.n, 0)
+        tau = 2 * torch.linalg.norm(U, dim=0)
+        rest = self.eps * a.sum(dim=1)
+        rho = (1 + rest if self.hinge else self.y.abs() + rest) + 1
+        return _Point(U, rho, a, tau, b)
+
+
+def _nt_scaling(s, z):
+    """Nesterov-Todd scaling of second-order-cone pairs (s, z): W^-1 (J, q, q), the scaled point
+    lambda = W z, W^-2 and the Schur complement of W^-2 on its trailing block, computed as a sum
+    of a projector and a rank-one term (stable near the boundary)."""
+    sd, zd = _cone_det(s), _cone_det(z)
+    s_bar, z_bar = s / sd.sqrt()[:, None], z / zd.sqrt()[:, None]
+    gamma = ((1 + (z_bar * s_bar).sum(dim=1)) / 2).sqrt()
+    J_zbar = torch.cat([z_bar[:, :1], -z_bar[:, 1:]], dim=1)
+    w_bar = (s_bar + J_zbar) / (2 * gamma[:, None])  # the scaling point, P(w_bar) z_bar = s_bar
+    eta = (sd / zd) ** 0.25
+    # its square root in the Jordan algebra: W = eta P(v) = eta (2 v v^T - J), v^T J v = 1
+    v = w_bar.clone()
+    v[:, 0] += 1
+    v = v / (2 * (w_bar[:, :1] + 1)).sqrt()
+    q = torch.cat([v[:, :1], -v[:, 1:]], dim=1)  # J v
+    sign = torch.ones(s.shape[1]).to(s)
+    sign[1:] = -1
+    eye_J = torch.diag_embed(sign.expand_as(s))
+    W_inv = (2 * q[:, :, None] * q[:, None, :] - eye_J) / eta[:, None, None]
+    W = eta[:, None, None] * (2 * v[:, :, None] * v[:, None, :] - eye_J)
+    lam = torch.einsum("jab,jb->ja", W, z)
+    inv2 = W_inv @ W_inv
+    # Schur complement of W^-2 on u = ((W^2)_uu)^-1 = (1 / eta^2) [I + 4 (1 + |v|^2) v1 v1^T]^-1
+    v1 = v[:, 1:]
+    n1 = (v1 ** 2).sum(dim=1)
+    unit = v1 / n1.sqrt().clamp(min=1e-300)[:, None]
+    along = unit[:, :, None] * unit[:, None, :]
+    eye = torch.eye(v1.shape[1]).to(s)
+    spread = 1 + 4 * (1 + (v ** 2).sum(dim=1)) * n1
+    schur = ((eye - along) + along / spread[:, None, None]) / (eta ** 2)[:, None, None]
+    return W_inv, W, lam, inv2, schur
+
+
+def _cholesky(A: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor of the SPD matrix (or batch) A. Late in the iterations A can hold
+    curvatures 1e18 apart and lose definiteness to rounding; then a diagonal shift of
+    JITTER[i] * max diagonal (the smallest that works) is added, as interior-point codes do."""
+    L, info = torch.linalg.cholesky_ex(A)
+    if not bool((info > 0).any()):
+        return L
+    scale = A.diagonal(dim1=-2, dim2=-1).abs().amax(dim=-1)
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    for jitter in JITTER:
+        L, info = torch.linalg.cholesky_ex(A + (jitter * scale)[..., None, None] * eye)
+        if not bool((info > 0).any()):
+            return L
+    raise torch.linalg.LinAlgError("Newton system not positive definite even after regularisation")
+
+
+def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, max_iter: int = 200,
+               time_limit: float | None = None, device: str = "cpu", dtype=torch.float64,
+               progress: bool = False) -> ConvexSolution:
+    """Solve (8), (15) or (18) to relative duality gap ``tol`` with the structured interior-point method.
 
     Parameters
     ----------
     program : the program to solve (any loss, eps >= 0, with or without bias).
-    tol : relative gap (objective - lower_bound) / |objective| to reach; the
-        point must also satisfy the constraints of (8) / (11) to min(tol, 1e-6)
-        relative to max|X| * max_j ||u_j||_1.
-    max_iter, time_limit : stop early (status "iteration_limit" / "time_limit").
-    device, dtype : where and in which precision to iterate (float64 by default;
-        float32 is sensible on a GPU). The returned objective, violation and
-        lower bound are always recomputed in float64.
-    warm_start : a previous solution with the same patterns (e.g. for another
-        beta or eps); its dual variables are reused when it came from this solver.
-    progress : show a progress bar and log every check.
+    tol : relative gap (objective - lower_bound) / |objective| to reach.
+    max_iter, time_limit : stop early after this many iterations / seconds (status
+        "iteration_limit" / "time_limit"; the bound returned is still valid).
+    device, dtype : where and in which precision to compute (float64 by default, also on a GPU:
+        interior-point Newton systems need it). The returned objective, violation and lower
+        bound are always recomputed in float64 on the CPU.
+    progress : show a progress bar (one tick per iteration) and log every iteration.
 
-    Returns a :class:`ConvexSolution` whose ``lower_bound`` is a valid lower bound
-    on the optimum (weak duality) and whose ``info`` holds the gap, the working
-    precision, restart counts and the dual point (``info["dual"]``, for warm starts).
+    The returned point is strictly feasible for (8) / (11) (every iterate is), so
+    ``max_violation`` is zero up to rounding. ``info`` holds the gap, the number of
+    iterations and the number of patterns the presolve kept. Status "stalled" means rounding
+    errors stopped progress before ``tol`` was reached (the bound is still valid).
     """
     if tol <= 0:
         raise ValueError(f"tol must be > 0, got {tol}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    start = time.perf_counter()
-    dtype = torch.float64 if dtype is None else dtype
-    feas_tol = min(tol, MAX_FEASIBILITY_TOL)
-    n, d, P = program.n, program.d, program.n_patterns
-    if warm_start is not None and not np.array_equal(warm_start.patterns, program.patterns):
-        raise ValueError("warm_start was solved with different activation patterns")
-
-    # presolve: drop the patterns whose cones (11) are {0} or that are never active
-    keep = program.patterns.any(axis=0)
-    interior = np.zeros((d, P))
-    if program.eps > 0:
-        trivial, interior = cone_margins(program)
-        keep &= ~trivial
-    columns = np.flatnonzero(keep)
-    reduced = program.with_patterns(program.patterns[:, columns])
-    presolve_time = time.perf_counter() - start
-    U = np.zeros((d, 2 * P))
-    warm = _warm_state(warm_start, columns, reduced, device, dtype)
-    inner_tol, iterations, restarts = tol, 0, 0
-    while True:
-        if columns.size:
-            with _threads_for(program):
-                run = _iterate(reduced, tol=inner_tol, feas_tol=feas_tol, max_iter=max_iter - iterations,
-                               start=start, time_limit=time_limit, device=device, dtype=dtype,
-                               progress=progress, warm=warm)
-            Ur = (run["Z"][0] - run["Z"][1]).to(device="cpu", dtype=torch.float64).numpy()
-            U[:, columns], U[:, P + columns] = Ur[:, : columns.size], Ur[:, columns.size:]
-            lower_bound = _certified_lower_bound(reduced, run["dual"], device)
-        else:  # U = 0 is the only point that can matter: its objective is the optimum
-            run = {"iterations": 0, "stop": "converged", "restarts": 0, "primal_weight": None,
-                   "step_scale": None, "operator_norm": None, "dual": None}
-            lower_bound = program.objective(U[:, :P], U[:, P:])
-        iterations, restarts = iterations + run["iterations"], restarts + run["restarts"]
-        # exact certificates in float64, after an exact repair of tiny violations (section IV)
-        Uf, repaired = repair(program, U, interior) if program.eps > 0 else (U, 0)
-        objective = program.objective(Uf[:, :P], Uf[:, P:])
-        gap = (objective - lower_bound) / max(abs(objective), 1e-300)
-        # the repair or float64 may have lost what the iterations reached: go on, asking for more
-        if gap <= tol or run["stop"] != "converged" or iterations >= max_iter or inner_tol < tol * 1e-3:
-            break
-        inner_tol *= 0.3
-        warm = (run["Z"], _project_dual(Operator.build(reduced, device, dtype), *run["dual"]),
-                run["primal_weight"])
-    U = Uf
-    V, W = U[:, :P].copy(), U[:, P:].copy()
-    max_violation = program.max_violation(V, W)
-    scale = float(np.abs(program.X).max() * np.abs(U).sum(axis=0).max())
-    feasible = max_violation <= feas_tol * scale
-    stop = run["stop"]
-    if gap <= tol and feasible:
-        status = "optimal"
-    elif stop == "converged":  # only possible when iterating in lower precision
-        status = "inaccurate"
-    else:
-        status = stop
-    elapsed = time.perf_counter() - start
-    message = (f"fast solver on {program.equation} (n={n}, d={d}, P={P}, {columns.size} patterns after "
-               f"presolve): {status} after {iterations} iterations, {elapsed:.2f}s; objective "
-               f"{objective:.8g}, lower bound {lower_bound:.8g}, relative gap {gap:.2e} (tol {tol:.0e}), "
-               f"max violation {max_violation:.2e}")
-    (log.info if status == "optimal" else log.warning)(message)
-    dual = None
-    if run["dual"] is not None:
-        dual = {k: t.to(device="cpu", dtype=torch.float64).numpy() for k, t in zip(("lam", "tau", "mu"), run["dual"])}
-        dual.update(primal_weight=run["primal_weight"], columns=columns)
-    info = {
-        "relative_gap": gap, "tol": tol, "feasibility_tol": feas_tol,
-        "relative_violation": max_violation / scale if scale > 0 else 0.0,
-        "stop_reason": stop, "restarts": restarts, "primal_weight": run["primal_weight"],
-        "step_scale": run["step_scale"], "operator_norm": run["operator_norm"],
-        "patterns_kept": int(columns.size), "presolve_time": presolve_time, "repaired_columns": repaired,
-        "device": str(device), "dtype": str(dtype).replace("torch.", ""), "reached_tol": gap,
-        "message": message, "dual": dual,
-    }
-    return ConvexSolution(
-        V=V, W=W, objective=objective, status=status, solver="fast", solve_time=elapsed,
-        max_violation=max_violation, loss=program.loss, eps=program.eps, beta=program.beta,
-        bias=program.bias, patterns=program.patterns, lower_bound=lower_bound,
-        iterations=iterations, info=info,
-    )
-
-
-def _iterate(program: ConvexProgram, *, tol, feas_tol, max_iter, start, time_limit, device, dtype,
-             progress, warm) -> dict:
-    """Restarted reflected Halpern PDHG on ``program`` (the presolved one)."""
-    op = Operator.build(program, device, dtype)
-    Z, dual, omega = warm
-    Kx = op.forward(Z)
-    lam, tau, mu, bound = dual if dual is not None else op.dual_from_primal(Kx)
-    KTy = op.adjoint(lam, tau, mu)
-
-    T0, s10, s20, s30 = op.preconditioner()
-    norm = _operator_norm(op, T0, s10, s20, s30)
-    eta = STEP_FRACTION / norm
-    if omega is None:
-        omega = _initial_primal_weight(op, T0, s10)
-
-    # the Halpern anchor and the current point, with their images under K and K^T
-    point = [Z, lam, tau, mu, *Kx, *KTy]
-    anchor = list(point)
-    best_lb, best_dual = -math.inf, (lam, tau, mu)
-    restart_residual = last_residual = None
-    k_restart, restarts, stop, it = 0, 0, "iteration_limit", 0
-    bar = tqdm(total=max_iter, disable=not progress, desc=f"fast {program.equation}", unit="it")
-    while it < max_iter:
-        T = (eta / omega) * T0
-        s1, s2, s3 = (eta * omega) * s10, (eta * omega) * s20, (eta * omega) * s30
-        Z, lam, tau, mu = point[:4]
-        Kx, KTy = tuple(point[4:7]), tuple(point[7:9])
-        # one PDHG step: primal prox, then dual prox at the extrapolated point
-        Zh = op.primal_prox(Z - T * op.lifted_gradient(KTy), T)
-        Kxh = op.forward(Zh)
-        b1, b2, b3 = op.blocks(tuple(2.0 * h - c for h, c in zip(Kxh, Kx)))
-        lamh, tauh, muh, bound = op.dual_prox(lam + s1 * b1, tau + s2[:, None] * b2,
-                                              mu + s3[:, None] * b3, s1, s2, bound)
-        KTyh = op.adjoint(lamh, tauh, muh)
-        it += 1
-        k_restart += 1
-        pdhg = [Zh, lamh, tauh, muh, *Kxh, *KTyh]
-
-        if it % CHECK_EVERY == 0 or it == max_iter:
-            objective = float(op.objective(Zh, Kxh))
-            viol, scale = (float(v) for v in op.violation(Zh, Kxh))
-            for cand in _dual_candidates(op, Kxh, lamh, tauh, muh, KTyh):
-                lb = float(op.lower_bound(cand[0], cand[1], cand[3]))
-                if lb > best_lb:
-                    best_lb, best_dual = lb, cand[:3]
-            gap = (objective - best_lb) / max(abs(objective), 1e-300)
-            residual = _residual(op, point, pdhg, T, s1, s2, s3)
-            bar.update(it - bar.n)
-            bar.set_postfix(gap=f"{gap:.2e}", viol=f"{viol / max(scale, 1e-300):.1e}", restarts=restarts)
+    start_time = time.perf_counter()
+    trivial, interior = cone_margins(program)
+    keep = ~trivial
+    has_interior = np.linalg.norm(interior[:, keep], axis=0) > 0
+    if not has_interior.all():
+        bad = np.flatnonzero(keep)[~has_interior].tolist()
+        raise ValueError(f"the cones (11) of patterns {bad} have an empty interior (margin equal to eps); "
+                         "the interior-point method needs a strictly feasible point: use solver='clarabel'")
+    V = np.zeros((program.d, program.n_patterns))
+    W = np.zeros_like(V)
+    info = {"patterns_kept": int(keep.sum()), "device": str(device), "dtype": str(dtype).replace("torch.", "")}
+    if not keep.any():  # every cone is {0}: U = 0 is the only feasible point
+        objective = program.objective(V, W)
+        return _solution(program, V, W, objective, objective, "optimal", 0, start_time,
+                         {**info, "message": "every robust cone (11) is {0}; U = 0 is optimal"})
+    structure = _Structure(program.with_patterns(program.patterns[:, keep]), torch.device(device), dtype)
+    x = structure.start(interior[:, keep])
+    status, lower_bound, iterations = "iteration_limit", -math.inf, 0
+    best_U, best_objective = None, math.inf
+    with torch.no_grad():
+        rows = structure.rows(x)
+        cones = structure.cones(x)
+        mu0 = max(structure.objective_f0(x), 1e-12) / structure.n
+        z = {key: mu0 / s for key, s in rows.items()}
+        z_cone = mu0 * torch.cat([cones[:, :1], -cones[:, 1:]], dim=1) / _cone_det(cones)[:, None]
+        bar = tqdm(total=max_iter, desc=f"interior point {program.equation}", unit="it", disable=not progress,
+                   leave=False)
+        while True:
+            # every iterate is feasible: keep the best one; every bound is valid: keep the largest
+            U_np = _columns(x, keep, program)
+            objective = program.objective(U_np[:, : program.n_patterns], U_np[:, program.n_patterns:])
+            if objective < best_objective:
+                best_U, best_objective = U_np, objective
+            lower_bound = max(lower_bound, structure.lower_bound(z))
+            gap = (best_objective - lower_bound) / max(abs(best_objective), 1e-300)
+            bar.set_postfix(gap=f"{gap:.1e}")
             if progress:
-                log.info("it %d: objective %.8g, lower bound %.8g, gap %.2e, violation %.2e, "
-                         "residual %.2e, primal weight %.3g", it, objective, best_lb, gap,
-                         viol / max(scale, 1e-300), residual, omega)
-            if gap <= tol and viol <= feas_tol * scale:
-                stop = "converged"
+                log.info("interior point: iteration %d, objective %.10g, bound %.10g, gap %.2e",
+                         iterations, objective, lower_bound, gap)
+            if gap <= tol:
+                status = "optimal"
                 break
-            if time_limit is not None and time.perf_counter() - start > time_limit:
-                stop = "time_limit"
+            if iterations >= max_iter:
                 break
-            if restart_residual is None:
-                restart_residual = last_residual = residual
-            elif (residual <= SUFFICIENT_DECAY * restart_residual
-                  or (residual <= NECESSARY_DECAY * restart_residual and residual > last_residual)
-                  or k_restart >= ARTIFICIAL_FRACTION * it):
-                omega = _primal_weight(omega, pdhg, anchor, T0, s10, s20, s30)
-                point, anchor = pdhg, list(pdhg)
-                restart_residual = last_residual = residual
-                k_restart, restarts = 0, restarts + 1
-                continue
-            else:
-                last_residual = residual
-        elif time_limit is not None and time.perf_counter() - start > time_limit:
-            stop = "time_limit"
-            break
-        # reflected Halpern step towards the anchor
-        w = k_restart / (k_restart + 1.0)
-        point = [w * ((1.0 + REFLECTION) * h - REFLECTION * c) + (1.0 - w) * a
-                 for h, c, a in zip(pdhg, point, anchor)]
-    bar.close()
-    return {"Z": Zh, "dual": best_dual, "iterations": it, "stop": stop, "restarts": restarts,
-            "primal_weight": omega, "step_scale": eta, "operator_norm": norm}
+            if time_limit is not None and time.perf_counter() - start_time > time_limit:
+                status = "time_limit"
+                break
+            # aim the complementarity at a fraction of the gap asked for, not below: slacks of active
+            # rows then stay large enough for accurate Newton directions and dual residuals
+            mu_floor = TARGET_FRACTION * tol * abs(best_objective) / structure.degree
+            step = _iterate(structure, x, rows, cones, z, z_cone, mu_floor)
+            if step is None or step[3] < MIN_STEP:  # rounding errors dominate the Newton systems
+                status = "stalled"
+                break
+            x, z, z_cone, _ = step
+            rows, cones = structure.rows(x), structure.cones(x)
+            iterations += 1
+            bar.update(1)
+        bar.close()
+    V, W = best_U[:, : program.n_patterns], best_U[:, program.n_patterns:]
+    info.update(relative_gap=gap, message=f"{status} after {iterations} iterations (relative gap {gap:.2e}, "
+                                          f"tol {tol:.0e})")
+    return _solution(program, V, W, best_objective, lower_bound, status, iterations, start_time, info)
 
 
-@contextlib.contextmanager
-def _threads_for(program: ConvexProgram):
-    """One intra-op thread for small programs: there the iterations are short
-    element-wise passes, which only lose from thread synchronisation."""
-    previous = torch.get_num_threads()
-    if program.n * program.d < SMALL_PROBLEM:
-        torch.set_num_threads(1)
+def _iterate(structure: _Structure, x: _Point, rows: dict, cones, z: dict, z_cone, mu_floor: float):
+    """One Mehrotra predictor-corrector step, centring towards no less than ``mu_floor``;
+    None when the Newton system cannot be factored."""
+    mu = (sum(float((rows[k] * z[k]).sum()) for k in ROWS) + float((cones * z_cone).sum())) / structure.degree
+    w = {k: z[k] / rows[k] for k in ROWS}
+    W_inv, W, lam, inv2, schur = _nt_scaling(cones, z_cone)
     try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+        solve = structure.factor(w, inv2, schur)
+    except torch.linalg.LinAlgError:
+        return None
+    # dual residual r_d = grad f0 - A^T z - E^T z_cone
+    r_d = structure.objective_gradient(x).minus(structure.adjoint(z))
+    r_d.tau = r_d.tau - z_cone[:, 0]
+    r_d.U = r_d.U - z_cone[:, 1:].T
+
+    def newton_product(dx: _Point) -> _Point:
+        """(P + A^T D A + E^T W^-2 E) dx, exactly (no factorisation involved)."""
+        ds = structure.rows(dx, constant=False)
+        out = structure.adjoint({k: w[k] * ds[k] for k in ROWS}).step(structure.objective_hessian(dx), 1.0)
+        cone_part = torch.einsum("jab,jb->ja", inv2, structure.cones(dx))
+        out.tau = out.tau + cone_part[:, 0]
+        out.U = out.U + cone_part[:, 1:].T
+        return out
+
+    def direction(rc: dict, rc_cone):
+        # (P + A^T D A + E^T W^-2 E) dx = -r_d + A^T (rc / s) + E^T W^-1 (lam \\ rc_cone)
+        rhs = structure.adjoint({k: rc[k] / rows[k] for k in ROWS})
+        cone_part = torch.einsum("jab,jb->ja", W_inv, _jordan_solve(lam, rc_cone))
+        rhs = rhs.minus(r_d)
+        rhs.tau = rhs.tau + cone_part[:, 0]
+        rhs.U = rhs.U + cone_part[:, 1:].T
+        dx = solve(rhs)
+        for _ in range(REFINEMENTS):  # iterative refinement against the exact matrix-vector product
+            dx = dx.step(solve(rhs.minus(newton_product(dx))), 1.0)
+        ds = structure.rows(dx, constant=False)
+        dz = {k: (rc[k] - z[k] * ds[k]) / rows[k] for k in ROWS}
+        ds_cone = structure.cones(dx)
+        dz_cone = cone_part - torch.einsum("jab,jb->ja", inv2, ds_cone)
+        return dx, ds, dz, ds_cone, dz_cone
+
+    def max_steps(ds, dz, ds_cone, dz_cone) -> tuple[float, float]:
+        """Largest primal and dual steps to the boundary; equal for the squared loss, whose
+        quadratic objective couples them."""
+        primal = min(min(_ratio_step(rows[k], ds[k]) for k in ROWS), _cone_step(cones, ds_cone))
+        dual = min(min(_ratio_step(z[k], dz[k]) for k in ROWS), _cone_step(z_cone, dz_cone))
+        if not structure.hinge:
+            primal = dual = min(primal, dual)
+        return min(1.0, primal), min(1.0, dual)
+
+    # predictor (affine scaling)
+    rc = {k: -rows[k] * z[k] for k in ROWS}
+    rc_cone = -_jordan(lam, lam)
+    dx, ds, dz, ds_cone, dz_cone = direction(rc, rc_cone)
+    a_p, a_d = max_steps(ds, dz, ds_cone, dz_cone)
+    mu_aff = (sum(float(((rows[k] + a_p * ds[k]) * (z[k] + a_d * dz[k])).sum()) for k in ROWS)
+              + float(((cones + a_p * ds_cone) * (z_cone + a_d * dz_cone)).sum())) / structure.degree
+    sigma = min(1.0, max((mu_aff / mu) ** 3, mu_floor / mu))
+    # corrector: centring plus the second-order term of the predictor
+    e = torch.zeros_like(lam)
+    e[:, 0] = 1
+    scaled_ds = torch.einsum("jab,jb->ja", W_inv, ds_cone)
+    scaled_dz = torch.einsum("jab,jb->ja", W, dz_cone)
+    rc = {k: -rows[k] * z[k] - ds[k] * dz[k] + sigma * mu for k in ROWS}
+    rc_cone = -_jordan(lam, lam) - _jordan(scaled_ds, scaled_dz) + sigma * mu * e
+    dx, ds, dz, ds_cone, dz_cone = direction(rc, rc_cone)
+    a_p, a_d = (TO_BOUNDARY * a for a in max_steps(ds, dz, ds_cone, dz_cone))
+    x = x.step(dx, a_p)
+    z = {k: z[k] + a_d * dz[k] for k in ROWS}
+    return x, z, z_cone + a_d * dz_cone, min(a_p, a_d)
 
 
-def _warm_state(warm_start, columns, program, device, dtype):
-    """(Z, dual or None, primal weight or None) to start from: zero, or the lifted
-    (max(U, 0), max(-U, 0)) of a warm start on the kept columns, with its dual when
-    it came from this solver with the same kept columns."""
-    d, Pr = program.d, program.n_patterns
-    if warm_start is None:
-        return torch.zeros((2, d, 2 * Pr), dtype=dtype, device=device), None, None
-    U = np.hstack([warm_start.V[:, columns], warm_start.W[:, columns]])
-    U = torch.as_tensor(U, dtype=dtype, device=device)
-    Z = torch.stack([U.clamp_min(0.0), (-U).clamp_min(0.0)])
-    stored = (warm_start.info or {}).get("dual")
-    d_pert = int(program.perturbable.sum()) if program.eps > 0 else 0
-    if (stored is None or warm_start.loss != program.loss or not np.array_equal(stored["columns"], columns)
-            or stored["tau"].shape != (program.n, d_pert)):
-        return Z, None, None
-    op = Operator.build(program, device, dtype)
-    lam, tau, mu = (torch.as_tensor(stored[k], dtype=dtype, device=device) for k in ("lam", "tau", "mu"))
-    return Z, _project_dual(op, lam, tau, mu), float(stored["primal_weight"])
+def _columns(x: _Point, keep: np.ndarray, program: ConvexProgram) -> np.ndarray:
+    """U = [V, W] of the full program (zeros for the dropped patterns), float64 on the CPU."""
+    P = program.n_patterns
+    U = np.zeros((program.d, 2 * P))
+    cols = np.concatenate([np.flatnonzero(keep), P + np.flatnonzero(keep)])
+    U[:, cols] = x.U.double().cpu().numpy()
+    return U
 
 
-def _project_dual(op: Operator, lam, tau, mu):
-    """Make a stored dual point feasible for this program's eps (the dual sets depend on it)."""
-    mu = mu.clamp_min(0.0)
-    if op.loss == "hinge":
-        lam = lam.clamp(0.0, 1.0 / op.n)
-        bound = lam
-    else:
-        bound = lam.abs()
-        if tau.shape[1]:
-            bound = torch.maximum(bound, tau.abs().amax(dim=1) / op.eps)
-    limit = (op.eps * bound)[:, None]
-    return lam, torch.maximum(torch.minimum(tau, limit), -limit), mu, bound
-
-
-def _certified_lower_bound(program, dual, device) -> float:
-    """The lower bound of a dual point, recomputed in float64 after re-projecting it."""
-    op = Operator.build(program, device, torch.float64)
-    lam, tau, mu, _ = _project_dual(op, *(t.to(torch.float64) for t in dual))
-    return float(op.lower_bound(lam, tau, op.adjoint(lam, tau, mu)))
-
-
-def _operator_norm(op: Operator, T0, s1, s2, s3) -> float:
-    """||Sigma^1/2 K T^1/2|| by power iteration from a fixed pseudo-random start (deterministic)."""
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    shape = (2, op.X.shape[1], T0.shape[0])
-    x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device=op.X.device, dtype=op.X.dtype)
-    x = x / torch.linalg.vector_norm(x)
-    root_T = T0.sqrt()
-    value = 1.0
-    for _ in range(POWER_ITERATIONS):
-        b1, b2, b3 = op.blocks(op.forward(root_T * x))
-        g = op.lifted_gradient(op.adjoint(s1 * b1, s2[:, None] * b2, s3[:, None] * b3)) * root_T
-        value = float(torch.linalg.vector_norm(g))
-        if value == 0.0:
-            return 1.0
-        x = g / value
-    return math.sqrt(value)
-
-
-def _dual_candidates(op: Operator, Kxh, lamh, tauh, muh, KTyh):
-    """The PDHG dual, and the loss multipliers read off the primal point with PDHG's mu."""
-    yield lamh, tauh, muh, KTyh
-    lam, tau, _, _ = op.dual_from_primal(Kxh, fallback=(lamh, tauh))
-    yield lam, tau, muh, op.adjoint(lam, tau, muh)
-
-
-def _residual(op: Operator, point, pdhg, T, s1, s2, s3) -> float:
-    """The fixed-point residual ||z - PDHG(z)|| in the PDHG metric (the restart criterion)."""
-    dZ, dlam, dtau, dmu = (h - c for h, c in zip(pdhg[:4], point[:4]))
-    db1, db2, db3 = op.blocks(tuple(h - c for h, c in zip(pdhg[4:7], point[4:7])))
-    value = ((dZ * dZ).sum(dim=(0, 1)) / T).sum() + (dlam * dlam / s1).sum() \
-        + ((dtau * dtau).sum(dim=1) / s2).sum() + ((dmu * dmu).sum(dim=1) / s3).sum() \
-        - 2.0 * ((dlam * db1).sum() + (dtau * db2).sum() + (dmu * db3).sum())
-    return math.sqrt(max(float(value), 0.0))
-
-
-def _initial_primal_weight(op: Operator, T0, s1) -> float:
-    """PDLP's starting primal weight ||c|| / ||b|| in the preconditioned metrics.
-
-    The primal "cost" is beta per column u_j (the slope of the regulariser), the
-    dual "right-hand side" the linear part of F*: 1 per sample for the hinge,
-    y_k for the squared loss.
-    """
-    rhs = torch.ones_like(op.y) if op.loss == "hinge" else op.y
-    cost = op.beta * math.sqrt(float(T0.sum()))
-    scale = math.sqrt(float((s1 * rhs * rhs).sum()))
-    return cost / scale if cost > 0 and scale > 0 else 1.0
-
-
-def _primal_weight(omega, pdhg, anchor, T0, s1, s2, s3) -> float:
-    """PDLP's primal weight update: smooth towards ||dy|| / ||dx|| between restarts."""
-    dZ = pdhg[0] - anchor[0]
-    dx = math.sqrt(float(((dZ * dZ).sum(dim=(0, 1)) / T0).sum()))
-    dlam, dtau, dmu = (h - a for h, a in zip(pdhg[1:4], anchor[1:4]))
-    dy = math.sqrt(float((dlam * dlam / s1).sum() + ((dtau * dtau).sum(dim=1) / s2).sum()
-                         + ((dmu * dmu).sum(dim=1) / s3).sum()))
-    if dx > 1e-10 and dy > 1e-10:
-        return math.exp(0.5 * math.log(dy / dx) + 0.5 * math.log(omega))
-    return omega
+def _solution(program, V, W, objective, lower_bound, status, steps, start_time, info) -> ConvexSolution:
+    return ConvexSolution(
+        V=V, W=W, objective=objective, status=status, solver="fast",
+        solve_time=time.perf_counter() - start_time, max_violation=program.max_violation(V, W),
+        loss=program.loss, eps=program.eps, beta=program.beta, bias=program.bias,
+        patterns=program.patterns, lower_bound=lower_bound, iterations=steps, info=info,
+    )

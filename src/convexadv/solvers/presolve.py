@@ -14,8 +14,7 @@ pattern can be dropped from the program without changing its optimum. With pixel
 data and eps = 10 most sampled patterns are of this kind (section VII-D).
 
 When m_i > eps the LP's maximiser e_i is an interior direction of C_i (its robust
-slack is at least m_i - eps > 0); :func:`repair` uses it to make a slightly
-infeasible column exactly feasible.
+slack is at least m_i - eps > 0); the barrier method of :mod:`.fast` starts from it.
 """
 
 from __future__ import annotations
@@ -64,11 +63,10 @@ def pattern_margin(program: ConvexProgram, i: int) -> tuple[float, np.ndarray]:
 def cone_margins(program: ConvexProgram) -> tuple[np.ndarray, np.ndarray]:
     """For every pattern: ``trivial`` (P,), True where the cone (11) is {0}, and
     ``interior`` (d, P), an interior direction of the cone where its margin exceeds
-    eps, zeros elsewhere. With eps = 0 nothing is trivial and no direction is needed."""
+    eps, zeros elsewhere. With eps = 0 nothing is trivial (u = 0 has margin 0) and the
+    directions are interior points of the cones of (8)."""
     trivial = np.zeros(program.n_patterns, dtype=bool)
     interior = np.zeros((program.d, program.n_patterns))
-    if program.eps == 0:
-        return trivial, interior
     for i in range(program.n_patterns):
         margin, direction = pattern_margin(program, i)
         trivial[i] = margin < program.eps * (1 - MARGIN_SAFETY)
@@ -79,24 +77,7 @@ def cone_margins(program: ConvexProgram) -> tuple[np.ndarray, np.ndarray]:
 
 def trivial_patterns(program: ConvexProgram) -> np.ndarray:
     """Boolean mask (P,) of the patterns whose robust cone is {0} (always all False when eps = 0)."""
+    if program.eps == 0:
+        return np.zeros(program.n_patterns, dtype=bool)
     return cone_margins(program)[0]
 
-
-def repair(program: ConvexProgram, U: np.ndarray, interior: np.ndarray) -> tuple[np.ndarray, int]:
-    """Add t_j e_j to every violating column u_j of U = [V, W] that has an interior direction e_j.
-
-    Exact because the slack of (11) is concave and positively homogeneous:
-    slack(u + t e) >= slack(u) + t slack(e). Returns the repaired U (d x 2P) and the
-    number of columns changed.
-    """
-    P = program.n_patterns
-    worst = np.hstack([program.constraint_slack(U[:, :P]), program.constraint_slack(U[:, P:])]).min(axis=0)
-    E = np.hstack([interior, interior])
-    e_slack = np.tile(program.constraint_slack(interior).min(axis=0), 2)
-    fix = (worst < 0) & (e_slack > 0)
-    if not fix.any():
-        return U, 0
-    U = U.copy()
-    t = -worst[fix] / e_slack[fix] * (1 + 1e-9)
-    U[:, fix] += t[None, :] * E[:, fix]
-    return U, int(fix.sum())
