@@ -425,9 +425,10 @@ class _Structure:
 
 
 def _nt_scaling(s, z):
-    """Nesterov-Todd scaling of second-order-cone pairs (s, z): W^-1 (J, q, q), the scaled point
-    lambda = W z, W^-2 and the Schur complement of W^-2 on its trailing block, computed as a sum
-    of a projector and a rank-one term (stable near the boundary)."""
+    """Nesterov-Todd scaling of second-order-cone pairs (s, z), one per row: returns W^-1 and W
+    (J, q, q) with W z = W^-1 s, the scaled point lambda = W z, W^-2, and the Schur complement of
+    W^-2 on its trailing block (u), computed as a projector plus a rank-one term (stable near the
+    boundary of the cone)."""
     sd, zd = _cone_det(s), _cone_det(z)
     s_bar, z_bar = s / sd.sqrt()[:, None], z / zd.sqrt()[:, None]
     gamma = ((1 + (z_bar * s_bar).sum(dim=1)) / 2).sqrt()
