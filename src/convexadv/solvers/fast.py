@@ -486,8 +486,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, max_iter: int = 200
     max_iter, time_limit : stop early after this many iterations / seconds (status
         "iteration_limit" / "time_limit"; the bound returned is still valid).
     device, dtype : where and in which precision to compute (float64 by default, also on a GPU:
-        interior-point Newton systems need it). The returned objective, violation and lower
-        bound are always recomputed in float64 on the CPU.
+        interior-point Newton systems need it). The returned objective and violation are
+        recomputed in float64 on the CPU; the bound is computed in the working precision.
     progress : show a progress bar (one tick per iteration) and log every iteration.
 
     The returned point is strictly feasible for (8) / (11) (every iterate is), so
