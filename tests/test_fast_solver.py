@@ -1,5 +1,7 @@
 """The structured interior-point solver of solvers/fast.py against Clarabel (through cvxpy)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -72,6 +74,37 @@ def test_deterministic_on_cpu():
     a, b = solve_fast(program), solve_fast(program)
     assert np.array_equal(a.V, b.V) and np.array_equal(a.W, b.W)
     assert a.objective == b.objective and a.lower_bound == b.lower_bound and a.iterations == b.iterations
+
+
+def test_warm_start_over_beta_needs_fewer_iterations():
+    first = solve_fast(make_program("hinge", 0.03, False), tol=TOL)
+    program = make_program("hinge", 0.03, False, beta=1.1 * BETA)
+    cold = solve_fast(program, tol=TOL)
+    warm = solve_fast(program, tol=TOL, warm_start=first)
+    assert cold.status == warm.status == "optimal"
+    assert warm.iterations < cold.iterations
+    assert abs(warm.objective - cold.objective) <= 2 * TOL * abs(cold.objective)
+
+
+@pytest.mark.parametrize("new_eps", [0.01, 0.06])
+def test_warm_start_from_another_eps(new_eps):
+    """A solution for another eps may violate this eps's (11): the start must still be feasible."""
+    base = make_program("hinge", 0.03, True)
+    first = solve_fast(base, tol=TOL)
+    program = dataclasses.replace(base, eps=new_eps)
+    reference = solve_with_cvxpy(program, solver="clarabel")
+    warm = solve_fast(program, tol=TOL, warm_start=first)
+    assert warm.status == "optimal"
+    U = np.hstack([warm.V, warm.W])
+    assert warm.max_violation <= 1e-12 * np.abs(program.X).max() * np.abs(U).sum(axis=0).max()
+    assert warm.lower_bound <= reference.objective * (1 + 1e-7)
+    assert abs(warm.objective - reference.objective) <= 2 * TOL * abs(reference.objective)
+
+
+def test_warm_start_rejects_other_patterns():
+    other = solve_fast(make_program("hinge", 0.0, False, seed=5))
+    with pytest.raises(ValueError, match="patterns"):
+        solve_fast(make_program("hinge", 0.0, False), warm_start=other)
 
 
 def test_bad_arguments():

@@ -74,7 +74,7 @@ def solve_convex(X, y, patterns, *, loss: str = "hinge", eps: float = 0.0, beta:
     (Algorithm 2). ``bias=True`` appends a never-perturbed column of ones to X
     (the patterns must then have been sampled with ``bias=True`` too). Extra
     keyword ``options`` go to the backend (e.g. ``tol``, ``max_iter``,
-    ``device`` for ``solver="fast"``).
+    ``device``, ``warm_start`` for ``solver="fast"``).
 
     Raises ConvexSolveError (with the partial solution as ``.solution``) when
     the solver does not reach an optimal, accurate solution.
