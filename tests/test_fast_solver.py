@@ -156,12 +156,7 @@ def test_newton_system_is_solved_exactly(eps):
         return type(x)(*(p.reshape(s) for p, s in zip(parts, shapes)))
 
     def product(v):
-        dx = unflatten(v)
-        out = structure.adjoint({k: weights[k] * s for k, s in structure.rows(dx, constant=False).items()})
-        out = out.step(structure.objective_hessian(dx), 1.0)
-        cone_part = torch.einsum("jab,jb->ja", inv2, structure.cones(dx))
-        out.tau = out.tau + cone_part[:, 0]
-        out.U = out.U + cone_part[:, 1:].T
+        out = structure.newton_product(weights, inv2, unflatten(v))
         return torch.cat([f.reshape(-1) for f in out.fields()])
 
     H = torch.stack([product(e) for e in torch.eye(sum(sizes), dtype=torch.float64)], dim=1)

@@ -34,7 +34,7 @@ certificate = {
     "max_violation": solution.max_violation,
     "solve_time": solution.solve_time,
     "iterations": solution.iterations,
-    # scalar diagnostics only (the fast solver's info also holds its dual point, kept out of the json)
+    # scalar diagnostics only
     "info": {k: v for k, v in solution.info.items() if isinstance(v, (bool, int, float, str, type(None)))},
 }
 log.info("certificate: solver %s, status %s, objective %.6g, lower bound %s, relative gap %s, "

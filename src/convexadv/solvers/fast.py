@@ -84,6 +84,11 @@ class _Point:
     def minus(self, other: "_Point") -> "_Point":
         return _Point(*(x - y for x, y in zip(self.fields(), other.fields())))
 
+    def plus_cones(self, part) -> "_Point":
+        """This point plus a vector over the cones' variables (tau_j, u_j), one row per column j
+        (the adjoint of :meth:`_Structure.cones`)."""
+        return _Point(self.U + part[:, 1:].T, self.rho, self.a, self.tau + part[:, 0], self.b)
+
 
 def _jordan(x, y):
     """Jordan product of second-order-cone vectors (batched over the first axis)."""
@@ -200,6 +205,19 @@ class _Structure:
         a = z["am"] + z["ap"] - (self.row_eps * z["R"]).sum(dim=1, keepdim=True)
         b = z["bm"] + z["bp"] - self.eps * z["p"].sum(dim=0)[None, :]
         return _Point(U, z["R"].sum(dim=1), a, torch.zeros_like(z["p"][0]), b)
+
+    def cone_slack(self, U, signs=None):
+        """min_k s_k x_k^T u_j - eps ||u~_j||_1 for every column u_j of U (d x J; d x P with
+        ``signs=self.S``): > 0 exactly when u_j is strictly inside its cone (11) (or the cone of (8)
+        when eps = 0)."""
+        signs = self.SJ if signs is None else signs
+        return (signs * (self.X @ U)).min(dim=0).values - self.eps * U[self.pert].abs().sum(dim=0)
+
+    def newton_product(self, w: dict, soc_inv2, dx: _Point) -> _Point:
+        """(P + A^T diag(w) A + E^T W^-2 E) dx, the matrix :meth:`factor` factors, computed exactly."""
+        out = self.adjoint({k: w[k] * s for k, s in self.rows(dx, constant=False).items()})
+        return out.step(self.objective_hessian(dx), 1.0).plus_cones(
+            torch.einsum("jab,jb->ja", soc_inv2, self.cones(dx)))
 
     @staticmethod
     def cones(x: _Point):
@@ -416,11 +434,10 @@ class _Structure:
         point is WARM_BLEND * that start + (1 - WARM_BLEND) * previous, column by column, with a
         larger share of the cold start wherever the previous column violates this program's (11)."""
         E = torch.as_tensor(interior).to(self.X)  # (d, P)
-        excess = (self.S * (self.X @ E)).min(dim=0).values - self.eps * E[self.pert].abs().sum(dim=0)
-        U = torch.cat([E, E], dim=1) * (2 / excess).repeat(2)[None, :]
+        U = torch.cat([E, E], dim=1) * (2 / self.cone_slack(E, self.S)).repeat(2)[None, :]
         if previous is not None:
             U = self._blend(U, torch.as_tensor(previous).to(self.X))
-        slack = (self.SJ * (self.X @ U)).min(dim=0).values - self.eps * U[self.pert].abs().sum(dim=0)
+        slack = self.cone_slack(U)
         if self.dp:
             b = U[self.pert].abs() + (slack / (2 * self.eps * self.dp))[None, :]
             a = U.new_full((self.n, self.dp), 1 / (self.eps * self.dp))
@@ -441,8 +458,7 @@ class _Structure:
         unsettled = torch.ones(self.J, dtype=torch.bool, device=cold.device)
         for share in (WARM_BLEND, 0.5):
             U = share * cold + (1 - share) * previous
-            slack = (self.SJ * (self.X @ U)).min(dim=0).values - self.eps * U[self.pert].abs().sum(dim=0)
-            take = unsettled & (slack > 0)
+            take = unsettled & (self.cone_slack(U) > 0)
             out[:, take] = U[:, take]
             unsettled &= ~take
         return out
@@ -597,7 +613,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, max_iter: int = 200
 def _iterate(structure: _Structure, x: _Point, rows: dict, cones, z: dict, z_cone, mu_floor: float):
     """One Mehrotra predictor-corrector step, centring towards no less than ``mu_floor``;
     None when the Newton system cannot be factored."""
-    mu = (sum(float((rows[k] * z[k]).sum()) for k in ROWS) + float((cones * z_cone).sum())) / structure.degree
+    mu = _mean_complementarity(structure, rows, z, cones, z_cone)
     w = {k: z[k] / rows[k] for k in ROWS}
     W_inv, W, lam, inv2, schur = _nt_scaling(cones, z_cone)
     try:
@@ -605,29 +621,15 @@ def _iterate(structure: _Structure, x: _Point, rows: dict, cones, z: dict, z_con
     except torch.linalg.LinAlgError:
         return None
     # dual residual r_d = grad f0 - A^T z - E^T z_cone
-    r_d = structure.objective_gradient(x).minus(structure.adjoint(z))
-    r_d.tau = r_d.tau - z_cone[:, 0]
-    r_d.U = r_d.U - z_cone[:, 1:].T
-
-    def newton_product(dx: _Point) -> _Point:
-        """(P + A^T D A + E^T W^-2 E) dx, exactly (no factorisation involved)."""
-        ds = structure.rows(dx, constant=False)
-        out = structure.adjoint({k: w[k] * ds[k] for k in ROWS}).step(structure.objective_hessian(dx), 1.0)
-        cone_part = torch.einsum("jab,jb->ja", inv2, structure.cones(dx))
-        out.tau = out.tau + cone_part[:, 0]
-        out.U = out.U + cone_part[:, 1:].T
-        return out
+    r_d = structure.objective_gradient(x).minus(structure.adjoint(z)).plus_cones(-z_cone)
 
     def direction(rc: dict, rc_cone):
         # (P + A^T D A + E^T W^-2 E) dx = -r_d + A^T (rc / s) + E^T W^-1 (lam \\ rc_cone)
-        rhs = structure.adjoint({k: rc[k] / rows[k] for k in ROWS})
         cone_part = torch.einsum("jab,jb->ja", W_inv, _jordan_solve(lam, rc_cone))
-        rhs = rhs.minus(r_d)
-        rhs.tau = rhs.tau + cone_part[:, 0]
-        rhs.U = rhs.U + cone_part[:, 1:].T
+        rhs = structure.adjoint({k: rc[k] / rows[k] for k in ROWS}).minus(r_d).plus_cones(cone_part)
         dx = solve(rhs)
         for _ in range(REFINEMENTS):  # iterative refinement against the exact matrix-vector product
-            dx = dx.step(solve(rhs.minus(newton_product(dx))), 1.0)
+            dx = dx.step(solve(rhs.minus(structure.newton_product(w, inv2, dx))), 1.0)
         ds = structure.rows(dx, constant=False)
         dz = {k: (rc[k] - z[k] * ds[k]) / rows[k] for k in ROWS}
         ds_cone = structure.cones(dx)
@@ -648,8 +650,9 @@ def _iterate(structure: _Structure, x: _Point, rows: dict, cones, z: dict, z_con
     rc_cone = -_jordan(lam, lam)
     dx, ds, dz, ds_cone, dz_cone = direction(rc, rc_cone)
     a_p, a_d = max_steps(ds, dz, ds_cone, dz_cone)
-    mu_aff = (sum(float(((rows[k] + a_p * ds[k]) * (z[k] + a_d * dz[k])).sum()) for k in ROWS)
-              + float(((cones + a_p * ds_cone) * (z_cone + a_d * dz_cone)).sum())) / structure.degree
+    mu_aff = _mean_complementarity(structure, {k: rows[k] + a_p * ds[k] for k in ROWS},
+                                   {k: z[k] + a_d * dz[k] for k in ROWS}, cones + a_p * ds_cone,
+                                   z_cone + a_d * dz_cone)
     sigma = min(1.0, max((mu_aff / mu) ** 3, mu_floor / mu))
     # corrector: centring plus the second-order term of the predictor
     e = torch.zeros_like(lam)
@@ -663,6 +666,12 @@ def _iterate(structure: _Structure, x: _Point, rows: dict, cones, z: dict, z_con
     x = x.step(dx, a_p)
     z = {k: z[k] + a_d * dz[k] for k in ROWS}
     return x, z, z_cone + a_d * dz_cone, min(a_p, a_d)
+
+
+def _mean_complementarity(structure: _Structure, rows: dict, z: dict, cones, z_cone) -> float:
+    """(s^T z summed over the rows and the cones) / degree: the barrier parameter mu."""
+    total = sum(float((rows[k] * z[k]).sum()) for k in ROWS) + float((cones * z_cone).sum())
+    return total / structure.degree
 
 
 def _columns(x: _Point, keep: np.ndarray, program: ConvexProgram) -> np.ndarray:
