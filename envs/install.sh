@@ -16,4 +16,7 @@ case "$(uname -m)" in
 esac
 .venv/bin/python -m pip install --quiet $TORCH
 .venv/bin/python -m pip install --quiet -e ".[pipeline,test,mosek,cluster]"
+# AutoAttack (convexadv.attacks.autoattack): torchattacks 3.5.1 pins requests~=2.25.1, which it never imports;
+# --no-deps keeps pip from downgrading requests / urllib3 for it (its real needs are installed above)
+.venv/bin/python -m pip install --quiet --no-deps "torchattacks==3.5.1"
 .venv/bin/python -c "import convexadv, torch, snakemake; print('convexadv', convexadv.__version__, '| torch', torch.__version__, '| snakemake', snakemake.__version__)"
