@@ -11,8 +11,11 @@ from convexadv import (
     ConvexReLURegressor,
     ConvexSolution,
     ConvexSolveError,
+    DegenerateSolutionError,
+    NoRobustPatternError,
     ReLUNetwork,
     accuracy,
+    pattern_summary,
     recover_network,
     sample_patterns,
     solve_convex,
@@ -152,3 +155,58 @@ def test_sklearn_check_estimator():
     check_estimator(ConvexReLUClassifier(n_patterns=8, beta=1e-2, solver="clarabel", random_state=0))
     check_estimator(ConvexReLURegressor(n_patterns=8, beta=1e-2, solver="clarabel", random_state=0),
                     expected_failed_checks=REGRESSOR_EXPECTED_FAILURES)
+
+
+# ----------------------------------------------------------------------------- degenerate results
+
+
+def pixel_pair(n, d, seed):
+    """Pixel-like images on 0-255 and labels from a linear rule with a margin."""
+    rng = np.random.default_rng(seed)
+    X = np.clip(rng.uniform(0.3, 0.7, size=(n, 1)) + 0.15 * rng.standard_normal((n, d)), 0, 1) * 255
+    score = (X - X.mean(axis=0)) @ rng.standard_normal(d)
+    return X, np.where(score > np.median(score), 1.0, -1.0)
+
+
+def test_zero_network_from_trivial_cones_is_an_error_with_its_reason():
+    X, y = pixel_pair(30, 6, 0)
+    patterns = sample_patterns(X, 8, eps=120.0, rng=0, sampler="paper")
+    with pytest.raises(DegenerateSolutionError, match="degenerate") as info:
+        solve_convex(X, y, patterns, eps=120.0, solver="clarabel")
+    assert isinstance(info.value, ConvexSolveError)
+    assert "robust cone (11)" in info.value.reason and "eps=120" in info.value.reason
+    assert np.all(info.value.solution.V == 0) and np.all(info.value.solution.W == 0)
+    with pytest.raises(DegenerateSolutionError, match="zero width"):
+        recover_network(info.value.solution)
+
+
+def test_zero_network_from_a_large_beta_is_an_error_with_its_reason():
+    X, y = make_classification(12, 2, seed=0)
+    P = sample_patterns(X, 6, rng=0)
+    with pytest.raises(DegenerateSolutionError) as info:
+        solve_convex(X, y, P, beta=1e3, solver="clarabel")
+    assert "beta=1000" in info.value.reason
+    assert solve_convex(X, y, P, beta=1e-3, solver="clarabel").status == "optimal"  # a usual beta is fine
+    with pytest.raises(DegenerateSolutionError, match="beta"):
+        ConvexReLUClassifier(n_patterns=6, beta=1e3, solver="clarabel", random_state=0).fit(X, y)
+
+
+def test_estimator_uses_the_robust_sampler_and_never_fits_a_zero_network():
+    X, y = pixel_pair(60, 6, 1)
+    eps = 8.0
+    robust = ConvexReLUClassifier(n_patterns=12, eps=eps, beta=1e-3, solver="clarabel", random_state=0).fit(X, y)
+    summary = pattern_summary(X, robust.patterns_, eps=eps, bias=True)
+    assert summary.n_usable == robust.patterns_.shape[1] and summary.n_splitting >= 1
+    assert robust.score(X, y) > 0.8
+    # its patterns include the all-active one, so it can do what a robust linear classifier does, and more
+    linear = solve_convex(X, y, np.ones((60, 1), bool), eps=eps, beta=1e-3, bias=True, solver="clarabel")
+    assert robust.patterns_.all(axis=0).any() and robust.objective_ <= linear.objective * (1 + 1e-6)
+    # a training image darker than eps everywhere: without a bias every cone (11) is {0}
+    X[7] = np.minimum(X[7], 5.0)
+    paper = ConvexReLUClassifier(n_patterns=12, eps=eps, beta=1e-3, bias=False, sampler="paper", solver="clarabel",
+                                 random_state=0)
+    with pytest.raises(DegenerateSolutionError, match="robust cone"):
+        paper.fit(X, y)
+    assert not hasattr(paper, "network_")
+    with pytest.raises(NoRobustPatternError, match="point 7"):
+        ConvexReLUClassifier(n_patterns=12, eps=eps, bias=False, solver="clarabel", random_state=0).fit(X, y)

@@ -1,5 +1,7 @@
 """The exact presolve drops only patterns whose robust cone (11) is {0}, and changes no optimum."""
 
+import time
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from conftest import make_classification
 from convexadv import ConvexProgram, sample_patterns
 from convexadv.solvers.cvxpy_backend import build_problem, solve_with_cvxpy
 from convexadv.solvers import presolve
-from convexadv.solvers.presolve import cone_margins, pattern_margin, trivial_patterns
+from convexadv.solvers.presolve import PresolveTimeoutError, cone_margins, pattern_margin, trivial_patterns
 
 
 @pytest.mark.parametrize("bias", [False, True])
@@ -16,7 +18,7 @@ def test_presolve_keeps_the_optimum(bias):
     X, y = make_classification(30, 3, seed=9)
     X = X + 1.0  # mostly positive data, as pixels: many cones collapse to {0}
     eps = 0.3
-    patterns = sample_patterns(X, 30, eps=eps, bias=bias, rng=0)
+    patterns = sample_patterns(X, 30, eps=eps, bias=bias, rng=0, sampler="paper")
     program = ConvexProgram.from_data(X, y, patterns, eps=eps, beta=1e-3, bias=bias)
     trivial = trivial_patterns(program)
     assert 0 < trivial.sum() < trivial.size
@@ -47,7 +49,7 @@ def test_row_generation_gives_the_full_lp_answer(eps, monkeypatch):
     """Margin LPs over growing row subsets decide exactly as the LP over all rows."""
     X, y = make_classification(200, 3, seed=2)
     X = X + 2.0  # with eps = 0.1: 10 of the 12 cones are {0}, 2 have an interior
-    patterns = sample_patterns(X, 12, eps=eps, rng=1)
+    patterns = sample_patterns(X, 12, eps=eps, rng=1, sampler="paper")
     program = ConvexProgram.from_data(X, y, patterns, eps=eps, beta=1e-3)
     full = [pattern_margin(program, i) for i in range(program.n_patterns)]
     trivial_full, interior_full = cone_margins(program)
@@ -71,7 +73,7 @@ def test_dual_bounds_are_valid_upper_bounds(bias):
     """Every dual point bounds the margin from above (weak duality), and it settles some {0} cones."""
     X, y = make_classification(80, 3, seed=5)
     X = X + 2.0
-    patterns = sample_patterns(X, 16, eps=0.1, bias=bias, rng=3)
+    patterns = sample_patterns(X, 16, eps=0.1, bias=bias, rng=3, sampler="paper")
     program = ConvexProgram.from_data(X, y, patterns, eps=0.1, beta=1e-3, bias=bias)
     bounds, weights = presolve.dual_margin_bounds(program)
     exact = np.array([pattern_margin(program, i)[0] for i in range(program.n_patterns)])
@@ -80,3 +82,94 @@ def test_dual_bounds_are_valid_upper_bounds(bias):
     assert np.all(bounds[finite] >= exact[finite] - 1e-9 * np.maximum(1, np.abs(exact[finite])))
     assert np.allclose(weights.sum(axis=0)[finite], 1.0) and np.all(weights >= 0)
     assert (bounds < program.eps).sum() > 0
+
+
+def pixel_images(n, d, seed):
+    """Pixel-like data on 0-255: positive, correlated features (a brightness plus a few smooth modes)."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.25, 0.75, size=(n, 1)) + 0.1 * rng.standard_normal((n, 3)) @ rng.standard_normal((3, d))
+    return np.round(np.clip(images + 0.05 * rng.standard_normal((n, d)), 0, 1) * 255)
+
+
+def clarabel_margin(program, i):
+    """The margin LP of pattern i by cvxpy + Clarabel (independent of HiGHS and of the row generation)."""
+    s = np.where(program.patterns[:, i], 1.0, -1.0)
+    u, t = cp.Variable(program.d), cp.Variable()
+    problem = cp.Problem(cp.Maximize(t), [cp.multiply(s, program.X @ u) >= t,
+                                          cp.norm1(u[program.perturbable]) <= 1])
+    problem.solve(solver="CLARABEL")
+    assert problem.status == cp.OPTIMAL
+    return problem.value
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("eps", [0.0, 8.0])
+def test_row_generation_on_pixel_data_in_both_units(eps, bias, monkeypatch):
+    """0-255 and 0-1 pixels give the same decisions and directions; row generation (40 rows per round)
+    agrees with the full LP, and its bounds bracket Clarabel's margin."""
+    X = pixel_images(240, 12, 0)
+    y = np.where(np.arange(240) % 2, 1.0, -1.0)
+    patterns = sample_patterns(X, 10, eps=eps, bias=bias, rng=1, sampler="paper")
+    program = ConvexProgram.from_data(X, y, patterns, eps=eps, beta=1e-3, bias=bias)
+    unit = ConvexProgram.from_data(X / 255, y, patterns, eps=eps / 255, beta=1e-3, bias=bias)
+    full = cone_margins(program)
+    monkeypatch.setattr(presolve, "ROW_BLOCK", 40)
+    pixels, units = cone_margins(program), cone_margins(unit)
+    for trivial, interior in (pixels, units):
+        assert np.array_equal(trivial, full[0])
+        assert np.array_equal(interior.any(axis=0), full[1].any(axis=0))
+    # the same directions in both units: the bias coordinates carry the unit (x^T u scales with it)
+    rescaled = units[1].copy()
+    rescaled[~program.perturbable] *= 255
+    assert np.allclose(rescaled, pixels[1], rtol=1e-6, atol=1e-9 * np.abs(pixels[1]).max())
+    assert eps == 0 or 0 < full[0].sum() < full[0].size
+    for i in range(program.n_patterns):
+        upper, direction, lower = pattern_margin(program, i)
+        exact = clarabel_margin(program, i) if np.isfinite(upper) else np.inf
+        if np.isfinite(exact):
+            assert upper >= exact - 1e-9 * 255 and lower <= exact + 1e-6
+            if not full[0][i]:
+                assert lower == pytest.approx(exact, rel=1e-6)
+
+
+def test_row_generation_ends_when_highs_is_loose(monkeypatch):
+    """Issue 9: a maximiser that violates rows already in the LP by HiGHS's tolerance must not loop forever.
+
+    The LP's reported value is raised by 1e-6 (internal units) above what its maximiser achieves,
+    as a loose solve would; row generation must still end within its bound of n rounds."""
+    X = pixel_images(150, 10, 2) / 255
+    y = np.where(np.arange(150) % 2, 1.0, -1.0)
+    program = ConvexProgram.from_data(X, y, sample_patterns(X, 6, rng=3), beta=1e-3)
+    exact = [clarabel_margin(program, i) for i in range(program.n_patterns)]
+    monkeypatch.setattr(presolve, "ROW_BLOCK", 8)
+    solve = presolve._margin_lp
+    calls = []
+
+    def loose(A, perturbable, time_limit):
+        calls.append(1)
+        assert len(calls) <= program.n, "row generation exceeded its bound of n rounds"
+        value, u, lam = solve(A, perturbable, time_limit)
+        return value + 1e-6, u, lam
+
+    monkeypatch.setattr(presolve, "_margin_lp", loose)
+    for i in range(program.n_patterns):
+        calls.clear()
+        upper, _, lower = pattern_margin(program, i)
+        assert lower <= exact[i] + 1e-9 and upper >= exact[i] - 1e-9  # still valid bounds
+
+
+def test_deadline_is_honoured():
+    X = pixel_images(60, 6, 4)
+    y = np.where(np.arange(60) % 2, 1.0, -1.0)
+    for eps in (0.0, 5.0):
+        program = ConvexProgram.from_data(X, y, sample_patterns(X, 5, eps=eps, rng=0, sampler="paper"), eps=eps)
+        past = time.perf_counter() - 1.0
+        with pytest.raises(PresolveTimeoutError, match="ran out of time"):
+            cone_margins(program, deadline=past)
+        with pytest.raises(TimeoutError):
+            pattern_margin(program, 0, deadline=past)
+        later = cone_margins(program, deadline=time.perf_counter() + 3600)
+        now = cone_margins(program)
+        assert np.array_equal(later[0], now[0]) and np.array_equal(later[1], now[1])
+    with pytest.raises(PresolveTimeoutError):
+        trivial_patterns(program, deadline=past)

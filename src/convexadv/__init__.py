@@ -16,14 +16,17 @@ import importlib
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "attacks": ("accuracy", "evaluate_robustness", "fgsm", "pgd", "squared_error"),
+    "attacks": ("AUTOATTACK_ATTACKS", "accuracy", "autoattack", "autoattack_accuracy", "evaluate_robustness", "fgsm",
+                "pgd", "pgd_restarts", "squared_error"),
     "baselines": ("train_gd",),
     "estimators": ("ConvexReLUClassifier", "ConvexReLURegressor"),
     "network": ("ReLUNetwork", "certified_linear_region", "recover_network", "robust_loss_terms",
                 "worst_case_perturbation"),
-    "patterns": ("confidence_level", "patterns_needed", "sample_patterns"),
-    "programs": ("ConvexProgram", "ConvexSolution", "ConvexSolveError"),
+    "patterns": ("NoRobustPatternError", "PatternSummary", "confidence_level", "pattern_summary", "patterns_needed",
+                 "sample_patterns"),
+    "programs": ("ConvexProgram", "ConvexSolution", "ConvexSolveError", "DegenerateSolutionError"),
     "solvers": ("SOLVERS", "solve_convex", "solve_program"),
+    "verify": ("RobustnessResult", "binomial_interval", "exact_robustness"),
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 

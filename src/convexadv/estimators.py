@@ -21,7 +21,7 @@ class _ConvexReLUBase(BaseEstimator):
     _loss: str
 
     def __init__(self, n_patterns=36, eps=0.0, beta=1e-4, bias=True, solver="auto",
-                 n_perturbations=4, random_state=None, solver_options=None):
+                 n_perturbations=4, random_state=None, solver_options=None, sampler=None):
         self.n_patterns = n_patterns
         self.eps = eps
         self.beta = beta
@@ -30,10 +30,13 @@ class _ConvexReLUBase(BaseEstimator):
         self.n_perturbations = n_perturbations
         self.random_state = random_state
         self.solver_options = solver_options
+        self.sampler = sampler
 
     def _fit_targets(self, X, targets):
+        # NoRobustPatternError (no usable pattern) and DegenerateSolutionError (a zero network) propagate:
+        # a degenerate fit is never returned as a fitted model
         self.patterns_ = sample_patterns(X, self.n_patterns, eps=self.eps, n_perturbations=self.n_perturbations,
-                                         bias=self.bias, rng=self.random_state)
+                                         bias=self.bias, rng=self.random_state, sampler=self.sampler, y=targets)
         program = ConvexProgram.from_data(X, targets, self.patterns_, loss=self._loss, eps=self.eps,
                                           beta=self.beta, bias=self.bias)
         self.solution_ = solve_program(program, solver=self.solver, **(self.solver_options or {}))
@@ -54,7 +57,12 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     training), ``beta`` (regularisation), ``bias`` (append a never-perturbed
     ones column), ``solver`` ("auto": MOSEK if licensed, else Clarabel; "fast", "clarabel", "scs", "mosek"),
     ``n_perturbations`` (S of Algorithm 2), ``random_state`` (pattern sampling),
-    ``solver_options`` (dict passed to the solver).
+    ``solver_options`` (dict passed to the solver), ``sampler`` (``"robust"``, the default for
+    eps > 0, or ``"paper"``: see :func:`convexadv.patterns.sample_patterns`).
+
+    ``fit`` raises NoRobustPatternError when no pattern can carry a robust neuron at this eps, and
+    DegenerateSolutionError (a ConvexSolveError) when the optimum is the zero network: no degenerate
+    model is ever fitted.
 
     Fitted attributes: ``classes_`` (the label mapped to -1 comes first),
     ``patterns_``, ``solution_``, ``objective_`` (the convex objective, an upper

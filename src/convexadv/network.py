@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .io import atomic_savez
-from .programs import ConvexSolution, perturbable_columns, validate_eps, validate_inputs, with_bias_column
+from .programs import (ConvexSolution, DegenerateSolutionError, perturbable_columns, validate_eps, validate_inputs,
+                       with_bias_column)
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,16 @@ def recover_network(solution: ConvexSolution, *, tol: float = 1e-8) -> ReLUNetwo
 
     Each v_i gives the neuron (v_i / sqrt||v_i||, sqrt||v_i||) and each w_i gives
     (w_i / sqrt||w_i||, -sqrt||w_i||). Columns whose norm is at most ``tol``
-    times the largest column norm are dropped.
+    times the largest column norm are dropped. A solution whose columns are all zero
+    gives no network: DegenerateSolutionError (zero width).
     """
     columns = np.hstack([solution.V, solution.W])
     signs = np.concatenate([np.ones(solution.V.shape[1]), -np.ones(solution.W.shape[1])])
     norms = np.linalg.norm(columns, axis=0)
-    keep = norms > tol * max(norms.max(initial=0.0), np.finfo(float).tiny)
+    if not norms.max(initial=0.0) > 0:
+        reason = "every column of V and W is zero: the recovered network would have zero width"
+        raise DegenerateSolutionError(f"cannot recover a network by (7): {reason}", reason=reason, solution=solution)
+    keep = norms > tol * norms.max()
     roots = np.sqrt(norms[keep])
     return ReLUNetwork(U=columns[:, keep] / roots, alpha=signs[keep] * roots, bias=solution.bias)
 

@@ -36,6 +36,22 @@ class ConvexSolveError(RuntimeError):
     """A solver did not return an optimal, accurate solution."""
 
 
+class DegenerateSolutionError(ConvexSolveError):
+    """The program was solved, but its optimum is a degenerate network: zero width, or zero output
+    on every training point (see :func:`degenerate_reason`). ``solution`` holds the solution and
+    ``reason`` says why the optimum is degenerate."""
+
+    def __init__(self, message: str, *, reason: str, solution=None):
+        super().__init__(message)
+        self.reason = reason
+        self.solution = solution
+
+
+#: a network whose outputs on the training data all stay below this fraction of the targets'
+#: scale (1 for the hinge loss's labels +-1, max |y| for the squared loss) is degenerate
+DEGENERATE_OUTPUT = 1e-6
+
+
 def validate_training_data(X, y, *, loss: str) -> tuple[np.ndarray, np.ndarray]:
     """Check X (n x d) and y (n,) once at the boundary and return float64 copies."""
     if loss not in LOSSES:
@@ -240,3 +256,29 @@ class ConvexSolution:
             solver=str(arrays["solver"]), loss=str(arrays["loss"]),
             lower_bound=None if np.isnan(lb) else lb, iterations=None if it < 0 else it,
         )
+
+
+def degenerate_reason(program: ConvexProgram, V: np.ndarray, W: np.ndarray) -> str | None:
+    """Why the network of (V, W) is degenerate, or None when it is not.
+
+    Degenerate: every training output sum_i D_i X (v_i - w_i) is at most DEGENERATE_OUTPUT times
+    the targets' scale (zero width included), while the targets are not all zero. The reason names
+    the cause: with eps > 0 and no pattern whose robust cone (11) is non-trivial (and not
+    all-inactive), no neuron can be robust (exact presolve); otherwise the regulariser beta (with the
+    robust penalty eps ||g_k||_1 of (15) / (18)) outweighs what any neuron gains on the loss."""
+    scale = 1.0 if program.loss == "hinge" else float(np.abs(program.y).max())
+    if scale == 0 or np.abs(program.predictions(V, W)).max() > DEGENERATE_OUTPUT * scale:
+        return None
+    if program.eps > 0:
+        from .solvers.presolve import trivial_patterns  # the solvers build on this module
+
+        usable = ~trivial_patterns(program) & program.patterns.any(axis=0)
+        if not usable.any():
+            return (f"every robust cone (11) of the {program.n_patterns} patterns is {{0}} (or all-inactive) at "
+                    f"eps={program.eps:g}, so every neuron is forced to zero: sample the patterns with "
+                    "sampler='robust', or use a smaller eps")
+        return (f"{int(usable.sum())} patterns can carry a robust neuron, but at beta={program.beta:g} and "
+                f"eps={program.eps:g} the regulariser and the robust penalty outweigh what any of them gains "
+                "on the loss: use a smaller beta or eps")
+    return (f"beta={program.beta:g} is too large: the regulariser outweighs what any neuron gains on the loss; "
+            "use a smaller beta")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from ..programs import ConvexProgram, ConvexSolution, ConvexSolveError
+from ..programs import ConvexProgram, ConvexSolution, ConvexSolveError, DegenerateSolutionError, degenerate_reason
 from .cvxpy_backend import CVXPY_SOLVERS, mosek_licence_problem, solve_with_cvxpy
 
 log = logging.getLogger("convexadv")
@@ -58,6 +58,11 @@ def solve_program(program: ConvexProgram, *, solver: str = "auto", verbose: bool
         )
         error.solution = solution
         raise error
+    reason = degenerate_reason(program, solution.V, solution.W)
+    if reason is not None:
+        raise DegenerateSolutionError(
+            f"solver {key!r} solved {program.equation}, but its optimum is a degenerate network (zero output on "
+            f"every training point): {reason}", reason=reason, solution=solution)
     log.info("%s solved %s: objective %.6g, lower bound %s, max violation %.2e, %.2fs",
              key, program.equation, solution.objective, solution.lower_bound,
              solution.max_violation, solution.solve_time)
@@ -77,7 +82,10 @@ def solve_convex(X, y, patterns, *, loss: str = "hinge", eps: float = 0.0, beta:
     ``device``, ``warm_start`` for ``solver="fast"``).
 
     Raises ConvexSolveError (with the partial solution as ``.solution``) when
-    the solver does not reach an optimal, accurate solution.
+    the solver does not reach an optimal, accurate solution, and its subclass
+    DegenerateSolutionError (with ``.solution`` and ``.reason``) when the optimum
+    is a degenerate network: zero output on every training point
+    (:func:`convexadv.programs.degenerate_reason`).
     """
     program = ConvexProgram.from_data(X, y, patterns, loss=loss, eps=eps, beta=beta, bias=bias)
     return solve_program(program, solver=solver, verbose=verbose, **options)

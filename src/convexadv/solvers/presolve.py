@@ -11,36 +11,116 @@ C_i is {0} exactly when the margin LP
 
 has m_i < eps (and is bounded). Then v_i = w_i = 0 at every feasible point, so the
 pattern can be dropped from the program without changing its optimum. With pixel
-data and eps = 10 most sampled patterns are of this kind (section VII-D).
+data and eps = 10 most patterns of Algorithm 2 are of this kind (section VII-D).
 
-Every decision is exact: m_i < eps is proved by a point of the LP's dual (cheap bounds
-for all patterns at once) or by the LP over a subset of the rows (row generation, for
-large n); m_i > eps by a direction e_i checked against every row. That e_i is an
-interior direction of C_i (its robust slack is at least m_i - eps > 0); the
-interior-point method of :mod:`.fast` starts from it.
+Every decision is exact: m_i < eps is proved by a point of the LP's dual (LP duality:
+m_i = min ||X~^T (s * lam)||_inf over lam >= 0, sum(lam) = 1, and with a bias half of the
+mass on each sign), evaluated in floating point from HiGHS's multipliers or from cheap
+bounds for all patterns at once; m_i > eps by a direction e_i checked against every row.
+That e_i is an interior direction of C_i (its robust slack is at least m_i - eps > 0); the
+interior-point method of :mod:`.fast` starts from it. The LPs use row generation for large n
+(every round adds at least one row, so it ends), and all comparisons are made in internal
+units (:class:`ConeRows`): 0-1 and 0-255 data give the same decisions.
 """
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linprog
 
 from ..programs import ConvexProgram
 
-#: a cone counts as {0} only when its margin is below eps by this relative amount
+#: a cone counts as {0} only when its margin is below eps by this relative amount, and as
+#: having an interior only when a direction's margin is above eps by it (floating-point rounding)
 MARGIN_SAFETY = 1e-7
 #: margin LPs start from this many rows (all of them for smaller n) and add at most this many per round
 ROW_BLOCK = 200
+#: internal units (largest |x~_kj| = 1): a row outside an LP's subset is violated when it is below
+#: the LP's value by more than this (HiGHS's default feasibility tolerance)
+ROW_TOLERANCE = 1e-7
 #: exponentiated-gradient steps of the dual bounds, and the smoothing of their max (fraction of it)
 DUAL_ITERATIONS, DUAL_SMOOTHING = 100, 0.05
 
 
-def _margin_lp(A: np.ndarray, pert: np.ndarray, i: int) -> tuple[float, np.ndarray] | None:
-    """max t s.t. a_k^T u >= t for the given rows a_k = s_k x_k, ||u~||_1 <= 1 (bias free), by HiGHS;
-    None when unbounded (every row has the same sign and the bias alone satisfies them)."""
+class PresolveTimeoutError(TimeoutError):
+    """The presolve's deadline passed before every pattern was decided (nothing is returned
+    undecided: a caller with a time limit reports that limit instead of a result)."""
+
+
+@dataclass(frozen=True)
+class ConeRows:
+    """The rows x_k of (11) in internal units: the perturbable columns of X divided by ``scale``
+    (their largest |x_kj|), the bias column (if any) left as ones.
+
+    The cones are unchanged by the rescaling: (u~, b) lies in C_i for (X, eps) exactly when
+    (u~, b / scale) does for the internal rows and eps / scale. So a margin in internal units is
+    the margin in input units divided by ``scale``, and :meth:`to_inputs` maps a direction back.
+    """
+
+    X: np.ndarray
+    perturbable: np.ndarray
+    scale: float
+
+    @classmethod
+    def from_inputs(cls, X: np.ndarray, perturbable: np.ndarray) -> "ConeRows":
+        scale = float(np.abs(X[:, perturbable]).max(initial=0.0))
+        if not scale > 0:  # no perturbable signal at all: nothing to rescale
+            scale = 1.0
+        internal = np.array(X, dtype=np.float64, copy=True)
+        internal[:, perturbable] /= scale
+        return cls(X=internal, perturbable=np.asarray(perturbable, dtype=bool), scale=scale)
+
+    @classmethod
+    def of(cls, program: ConvexProgram) -> "ConeRows":
+        return cls.from_inputs(program.X, program.perturbable)
+
+    @property
+    def bias(self) -> bool:
+        return not self.perturbable.all()
+
+    def to_inputs(self, U: np.ndarray) -> np.ndarray:
+        """Directions (columns of U, internal units) in input units: the bias coordinates times ``scale``."""
+        out = np.array(U, dtype=np.float64, copy=True)
+        out[~self.perturbable] *= self.scale
+        return out
+
+    def margins(self, U: np.ndarray, signs: np.ndarray | None = None) -> np.ndarray:
+        """The exact margin min_k s_k x_k^T u / ||u~||_1 of every column u of U (d, m) for the signs
+        (n, m) (default: each direction's own pattern [X u >= 0], i.e. min_k |x_k^T u| / ||u~||_1).
+
+        u lies in the cone (11) of those signs for every eps up to its margin. A direction
+        with u~ = 0 has margin inf when it satisfies every row strictly, -inf otherwise."""
+        U = np.asarray(U, dtype=np.float64).reshape(self.X.shape[1], -1)
+        values = self.X @ U
+        values = np.abs(values) if signs is None else np.asarray(signs).reshape(values.shape) * values
+        worst = values.min(axis=0)
+        l1 = np.abs(U[self.perturbable]).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(l1 > 0, worst / np.where(l1 > 0, l1, 1.0), np.where(worst > 0, np.inf, -np.inf))
+
+
+def _remaining(deadline: float | None, what: str) -> float | None:
+    """Seconds left before ``deadline`` (None: no deadline); raises once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        raise PresolveTimeoutError(f"presolve of the robust cones (11) ran out of time {what}")
+    return left
+
+
+def _margin_lp(A: np.ndarray, perturbable: np.ndarray, time_limit: float | None
+               ) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """max t s.t. a_k^T u >= t for the given rows a_k = s_k x_k, ||u~||_1 <= 1 (bias free), by HiGHS.
+
+    Returns (value, u, lam) with lam >= 0 HiGHS's multipliers of the rows (a dual point), or None
+    when the LP is unbounded (every row has the same sign and the bias alone satisfies them)."""
     n, d = A.shape
-    free = np.flatnonzero(~pert)
-    q = np.flatnonzero(pert)
+    free = np.flatnonzero(~perturbable)
+    q = np.flatnonzero(perturbable)
     # variables: [p (q), m (q), b (free), t];  u~ = p - m,  p, m >= 0
     n_vars = 2 * q.size + free.size + 1
     cost = np.zeros(n_vars)
@@ -51,68 +131,102 @@ def _margin_lp(A: np.ndarray, pert: np.ndarray, i: int) -> tuple[float, np.ndarr
     A_ub = np.vstack([A_ub, norm_row])
     b_ub = np.concatenate([np.zeros(n), [1.0]])
     bounds = [(0, None)] * (2 * q.size) + [(None, None)] * (free.size + 1)
-    result = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    options = {} if time_limit is None else {"time_limit": max(time_limit, 1e-3)}
+    result = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs", options=options)
     if result.status == 3:
         return None
+    if result.status == 1 and time_limit is not None:
+        raise PresolveTimeoutError("presolve of the robust cones (11) ran out of time inside a margin LP")
     if result.status != 0:
-        raise RuntimeError(f"margin LP for pattern {i} failed: {result.message}")
+        raise RuntimeError(f"margin LP failed: {result.message}")
     u = np.zeros(d)
     u[q] = result.x[: q.size] - result.x[q.size: 2 * q.size]
     u[free] = result.x[2 * q.size: 2 * q.size + free.size]
-    return -float(result.fun), u
+    return -float(result.fun), u, np.maximum(-result.ineqlin.marginals[:n], 0.0)
 
 
-def pattern_margin(program: ConvexProgram, i: int, first_rows: np.ndarray | None = None
-                   ) -> tuple[float, np.ndarray, float]:
-    """Bounds on the margin m_i of pattern i's cone: ``(upper, u, lower)`` with upper >= m_i >= lower,
-    lower the exact margin of the direction u (||u~||_1 <= 1); upper = lower = inf when the bias alone
-    satisfies (11).
+def _dual_bound(A: np.ndarray, s: np.ndarray, lam: np.ndarray, perturbable: np.ndarray) -> float:
+    """The upper bound ||A~^T lam||_inf on the margin from a dual point lam >= 0 of the rows A (signs s),
+    after normalising lam to the dual's constraints (sum 1; with a bias, 1/2 on each sign);
+    inf when lam cannot be normalised (no mass on a side)."""
+    sides = [s > 0, s < 0] if not perturbable.all() else [np.ones(s.shape, dtype=bool)]
+    weights = np.zeros_like(lam)
+    for side in sides:
+        total = lam[side].sum()
+        if not total > 0:
+            return np.inf
+        weights[side] = lam[side] / (len(sides) * total)
+    return float(np.abs(A[:, perturbable].T @ weights).max(initial=0.0))
 
-    Exact LPs (HiGHS) with row generation: the LP over a subset of the rows can only have a larger
-    optimum, so a subset already proves m_i < eps; otherwise the rows its maximiser violates most are
-    added until the maximiser satisfies every row (then upper = lower = m_i up to rounding).
-    ``first_rows`` (indices) replaces the first subset, ROW_BLOCK random rows."""
-    X, pert = program.X, program.perturbable
-    s = np.where(program.patterns[:, i], 1.0, -1.0)
-    A = s[:, None] * X  # rows s_k x_k
+
+def sign_margin(rows: ConeRows, signs: np.ndarray, *, first_rows: np.ndarray | None = None,
+                stop_below: float = -np.inf, seed: int = 0, deadline: float | None = None
+                ) -> tuple[float, np.ndarray, float]:
+    """Bounds on the margin m of the cone (11) of the signs s (n,), internal units: ``(upper, u, lower)``
+    with upper >= m >= lower, lower the exact margin of the direction u (||u~||_1 <= 1); upper = lower = inf
+    when the bias alone satisfies (11).
+
+    upper comes from a dual point (exact up to floating-point rounding, not HiGHS's tolerances).
+    Row generation: the LP over a subset of the rows can only have a larger optimum, so a subset
+    whose dual bound is below ``stop_below`` ends the search; otherwise the rows the LP's maximiser
+    violates most are added until it violates none outside the subset (every round adds at least
+    one row, so at most n rounds). ``first_rows`` (indices) replaces the first subset, ROW_BLOCK rows
+    drawn with ``seed``. ``deadline`` (a ``time.perf_counter()`` value) raises PresolveTimeoutError."""
+    s = np.where(np.asarray(signs) > 0, 1.0, -1.0)
+    A = s[:, None] * rows.X  # rows s_k x_k
     n = A.shape[0]
     if n <= ROW_BLOCK:
-        rows = np.arange(n)
+        subset = np.arange(n)
     elif first_rows is None:
-        rows = np.sort(np.random.default_rng(i).choice(n, ROW_BLOCK, replace=False))
+        subset = np.sort(np.random.default_rng(seed).choice(n, ROW_BLOCK, replace=False))
     else:
-        rows = np.unique(first_rows)
-    while True:
-        solved = _margin_lp(A[rows], pert, i)
-        if solved is None:  # the chosen rows all have one sign
-            other = np.flatnonzero(s != s[rows[0]])
-            if other.size == 0:
-                u = np.zeros(X.shape[1])
-                u[~pert] = s[0]
+        subset = np.unique(first_rows)
+    while True:  # bounded: every pass adds at least one new row or returns
+        solved = _margin_lp(A[subset], rows.perturbable, _remaining(deadline, "in a margin LP"))
+        if solved is None:  # the chosen rows all have one sign (and a bias): add rows of the other sign
+            other = np.flatnonzero(s != s[subset[0]])
+            if other.size == 0:  # the bias alone satisfies every row
+                u = np.zeros(rows.X.shape[1])
+                u[~rows.perturbable] = s[0]
                 return np.inf, u, np.inf
-            rows = np.union1d(rows, other[:ROW_BLOCK])
+            subset = np.union1d(subset, other[:ROW_BLOCK])
             continue
-        upper, u = solved
+        value, u, lam = solved
+        upper = _dual_bound(A[subset], s[subset], lam, rows.perturbable)
+        if not np.isfinite(upper):  # HiGHS gave no usable multipliers: its value is the bound
+            upper = value
         values = A @ u
-        lower = float(values.min())
-        if upper < program.eps * (1 - MARGIN_SAFETY) or lower >= upper - 1e-9 * abs(upper) or rows.size == n:
+        lower = _signed_margin(values, u, rows)
+        if upper < stop_below or subset.size == n:
             return upper, u, lower
-        violated = np.setdiff1d(np.argsort(values)[: 2 * ROW_BLOCK], rows)[:ROW_BLOCK]
-        rows = np.union1d(rows, violated)
+        outside = np.setdiff1d(np.flatnonzero(values < value - ROW_TOLERANCE), subset)
+        if outside.size == 0:  # the subset's maximiser satisfies every row: it is the full LP's
+            return upper, u, lower
+        subset = np.union1d(subset, outside[np.argsort(values[outside], kind="stable")[:ROW_BLOCK]])
 
 
-def dual_margin_bounds(program: ConvexProgram, iterations: int = DUAL_ITERATIONS
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Upper bounds on every pattern's margin from the LP's dual, and the dual weights (n, P).
+def _signed_margin(values: np.ndarray, u: np.ndarray, rows: ConeRows) -> float:
+    """min_k a_k^T u / ||u~||_1 from the row values a_k^T u (inf / -inf when u~ = 0)."""
+    worst = float(values.min())
+    l1 = float(np.abs(u[rows.perturbable]).sum())
+    if l1 > 0:
+        return worst / l1
+    return np.inf if worst > 0 else -np.inf
+
+
+def sign_dual_bounds(rows: ConeRows, signs: np.ndarray, iterations: int = DUAL_ITERATIONS, *,
+                     deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Upper bounds (internal units) on the margins of the sign patterns S (n, P) from the LP's dual,
+    and the dual weights (n, P).
 
     By LP duality m_i = min ||X~^T (s_i * lam)||_inf over lam >= 0 with sum(lam) = 1 (with a
     bias: half the mass on each sign, since the bias coordinate is free), so every such lam
     bounds m_i from above: a value < eps proves C_i = {0} without solving the LP. The weights
     come from exponentiated-gradient steps on a smoothed max (all patterns at once: one GEMM
     with X per step); they also mark the rows that matter for the exact LP."""
-    Xp = program.X[:, program.perturbable]
-    S = np.where(program.patterns, 1.0, -1.0)
-    sides = [S > 0, S < 0] if program.bias else [np.ones_like(S, dtype=bool)]
+    Xp = rows.X[:, rows.perturbable]
+    S = np.where(np.asarray(signs) > 0, 1.0, -1.0)
+    sides = [S > 0, S < 0] if rows.bias else [np.ones_like(S, dtype=bool)]
 
     def normalise(weights):
         out = np.zeros_like(weights)
@@ -122,47 +236,79 @@ def dual_margin_bounds(program: ConvexProgram, iterations: int = DUAL_ITERATIONS
         return out
 
     weights = normalise(np.ones_like(S))
-    scale = max(float(np.abs(Xp).max()), 1e-300)
     best = np.full(S.shape[1], np.inf)
     for _ in range(iterations):
+        _remaining(deadline, "in the dual bounds")
         G = Xp.T @ (S * weights)  # (d', P)
         value = np.abs(G).max(axis=0)
         best = np.minimum(best, value)
         # gradient of the smoothed max  mu log sum_l 2 cosh(G_l / mu),  mu = 5 % of the current value
         Z = np.abs(G) / (DUAL_SMOOTHING * value + 1e-300)
         E = np.exp(Z - Z.max(axis=0)) * np.sign(G)
-        weights = normalise(weights * np.exp(-S * (Xp @ (E / np.abs(E).sum(axis=0))) / scale))
-    if program.bias:  # a sign missing from a pattern: the bias alone satisfies (11), no bound
+        weights = normalise(weights * np.exp(-S * (Xp @ (E / np.abs(E).sum(axis=0)))))
+    if rows.bias:  # a sign missing from a pattern: the bias alone satisfies (11), no bound
         best[~(S > 0).any(axis=0) | ~(S < 0).any(axis=0)] = np.inf
     return best, weights
 
 
-def cone_margins(program: ConvexProgram) -> tuple[np.ndarray, np.ndarray]:
+def decide_cones(rows: ConeRows, patterns: np.ndarray, eps: float, *, deadline: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cone_margins` for internal rows and eps (internal units); directions in internal units."""
+    patterns = np.asarray(patterns, dtype=bool)
+    n_patterns = patterns.shape[1]
+    trivial = np.zeros(n_patterns, dtype=bool)
+    interior = np.zeros((rows.X.shape[1], n_patterns))
+    weights = None
+    if eps > 0:
+        bounds, weights = sign_dual_bounds(rows, patterns, deadline=deadline)
+        trivial = bounds < eps * (1 - MARGIN_SAFETY)
+    for i in np.flatnonzero(~trivial):
+        first = None if weights is None else np.argsort(-weights[:, i], kind="stable")[:ROW_BLOCK]
+        upper, direction, lower = sign_margin(rows, patterns[:, i], first_rows=first, seed=i,
+                                              stop_below=eps * (1 - MARGIN_SAFETY), deadline=deadline)
+        trivial[i] = upper < eps * (1 - MARGIN_SAFETY)
+        if lower > eps * (1 + MARGIN_SAFETY):
+            interior[:, i] = direction
+    return trivial, interior
+
+
+def pattern_margin(program: ConvexProgram, i: int, first_rows: np.ndarray | None = None, *,
+                   deadline: float | None = None) -> tuple[float, np.ndarray, float]:
+    """Bounds on the margin m_i of pattern i's cone, in input units: ``(upper, u, lower)`` with
+    upper >= m_i >= lower, lower the exact margin of the direction u; upper = lower = inf when the
+    bias alone satisfies (11). See :func:`sign_margin` (row generation stops early once upper < eps)."""
+    rows = ConeRows.of(program)
+    eps = program.eps / rows.scale
+    upper, u, lower = sign_margin(rows, program.patterns[:, i], first_rows=first_rows, seed=i,
+                                  stop_below=eps * (1 - MARGIN_SAFETY), deadline=deadline)
+    return upper * rows.scale, rows.to_inputs(u), lower * rows.scale
+
+
+def dual_margin_bounds(program: ConvexProgram, iterations: int = DUAL_ITERATIONS
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sign_dual_bounds` for the program's patterns, bounds in input units."""
+    rows = ConeRows.of(program)
+    bounds, weights = sign_dual_bounds(rows, program.patterns, iterations)
+    return bounds * rows.scale, weights
+
+
+def cone_margins(program: ConvexProgram, *, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For every pattern: ``trivial`` (P,), True where the cone (11) is {0}, and
     ``interior`` (d, P), an interior direction of the cone where its margin exceeds
     eps, zeros elsewhere. With eps = 0 nothing is trivial (u = 0 has margin 0) and the
     directions are interior points of the cones of (8).
 
-    Dual bounds (:func:`dual_margin_bounds`) settle most {0} cones cheaply; the others get
-    the exact LP of :func:`pattern_margin`, started from the rows the dual weights mark."""
-    trivial = np.zeros(program.n_patterns, dtype=bool)
-    interior = np.zeros((program.d, program.n_patterns))
-    weights = None
-    if program.eps > 0:
-        bounds, weights = dual_margin_bounds(program)
-        trivial = bounds < program.eps * (1 - MARGIN_SAFETY)
-    for i in np.flatnonzero(~trivial):
-        first = None if weights is None else np.argsort(-weights[:, i], kind="stable")[:ROW_BLOCK]
-        upper, direction, lower = pattern_margin(program, i, first)
-        trivial[i] = upper < program.eps * (1 - MARGIN_SAFETY)
-        if lower > program.eps * (1 + MARGIN_SAFETY):
-            interior[:, i] = direction
-    return trivial, interior
+    Dual bounds (:func:`sign_dual_bounds`) settle most {0} cones cheaply; the others get
+    the exact LP of :func:`sign_margin`, started from the rows the dual weights mark.
+    A pattern whose margin lies within MARGIN_SAFETY of eps is kept, with no interior direction.
+    ``deadline`` (a ``time.perf_counter()`` value) raises PresolveTimeoutError once passed."""
+    rows = ConeRows.of(program)
+    trivial, interior = decide_cones(rows, program.patterns, program.eps / rows.scale, deadline=deadline)
+    return trivial, rows.to_inputs(interior)
 
 
-def trivial_patterns(program: ConvexProgram) -> np.ndarray:
+def trivial_patterns(program: ConvexProgram, *, deadline: float | None = None) -> np.ndarray:
     """Boolean mask (P,) of the patterns whose robust cone is {0} (always all False when eps = 0)."""
     if program.eps == 0:
         return np.zeros(program.n_patterns, dtype=bool)
-    return cone_margins(program)[0]
-
+    return cone_margins(program, deadline=deadline)[0]
