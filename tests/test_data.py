@@ -146,3 +146,104 @@ def test_dataset_round_trip(tmp_path):
     np.testing.assert_array_equal(back.X, ds.X)
     np.testing.assert_array_equal(back.y, ds.y)
     assert back.info == ds.info
+
+
+def test_digits_pair_split_is_fixed_stratified_and_disjoint():
+    train = data.load_digits_pair((3, 8), split="train", test_fraction=0.3)
+    test = data.load_digits_pair((3, 8), split="test", test_fraction=0.3)
+    assert train.X.shape[1] == test.X.shape[1] == 64
+    assert train.X.shape[0] + test.X.shape[0] == 357  # 183 threes + 174 eights
+    assert 0 <= train.X.min() and train.X.max() <= 16
+    # stratified: both labels in both splits, in about the same proportion
+    for part in (train, test):
+        assert abs((part.y == 1).mean() - 183 / 357) < 0.02
+    # the same split for every seed; no test image in the training split
+    again = data.load_digits_pair((3, 8), split="test", test_fraction=0.3, seed=5)
+    np.testing.assert_array_equal(test.X, again.X)
+    # the two splits partition the pair: together they hold every 3 and 8 exactly once
+    from sklearn.datasets import load_digits
+
+    X_all, labels = load_digits(return_X_y=True)
+    pair = X_all[np.isin(labels, (3, 8))]
+    both = np.vstack([train.X, test.X])
+    np.testing.assert_array_equal(both[np.lexsort(both.T)], pair[np.lexsort(pair.T)])
+    sub = data.load_digits_pair((3, 8), split="train", n_samples=20, seed=1)
+    assert sub.X.shape == (20, 64) and sub.y.sum() == 0
+    with pytest.raises(ValueError, match="two different digits"):
+        data.load_digits_pair((3, 3))
+
+
+def _save_npz(path, X, y):
+    np.savez(path, X=X, y=y)
+    return str(path)
+
+
+def test_custom_npz_and_csv_give_the_same_data(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    labels = np.where(rng.random(40) < 0.5, "cat", "dog")
+    labels[:2] = ["cat", "dog"]
+    npz = _save_npz(tmp_path / "d.npz", X, labels)
+    import pandas as pd
+
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
+    frame.insert(2, "label", labels)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    for fmt, path, extra in (("npz", npz, {}), ("csv", str(tmp_path / "d.csv"), {"label_column": "label"})):
+        train = data.load_custom(fmt, path, split="train", classes=["dog", "cat"], **extra)
+        test = data.load_custom(fmt, path, split="test", classes=["dog", "cat"], **extra)
+        assert train.X.shape[0] + test.X.shape[0] == 40 and train.X.shape[1] == 5
+        # "dog" (the first class) is +1
+        dogs = (labels == "dog").sum()
+        assert (train.y == 1).sum() + (test.y == 1).sum() == dogs
+        assert data.check_custom(fmt, path, classes=["dog", "cat"], **extra) == {"train": train.X.shape,
+                                                                                  "test": test.X.shape}
+
+
+@pytest.mark.parametrize(
+    "make, key",
+    [
+        (lambda p: str(p / "missing.npz"), "custom.path: no such file"),
+        (lambda p: _save_npz(p / "three.npz", np.zeros((9, 2)), np.arange(9) % 3), "exactly two label values"),
+        (lambda p: _save_npz(p / "nan.npz", np.where(np.eye(6, 2) > 0, np.nan, 1.0), np.arange(6) % 2), "NaN"),
+        (lambda p: _save_npz(p / "shape.npz", np.zeros((6, 2)), np.arange(5) % 2), "shape mismatch"),
+        (lambda p: _save_npz(p / "one.npz", np.zeros((6, 2)), np.zeros(6)), "exactly two label values"),
+    ],
+    ids=["missing", "three-classes", "nan", "shape", "one-class"],
+)
+def test_custom_data_problems_are_named_before_anything_runs(tmp_path, make, key):
+    with pytest.raises(data.CustomDataError, match=key):
+        data.check_custom("npz", make(tmp_path))
+
+
+def test_custom_test_file_must_match_the_features(tmp_path):
+    train = _save_npz(tmp_path / "train.npz", np.ones((8, 3)), np.arange(8) % 2)
+    test = _save_npz(tmp_path / "test.npz", np.ones((4, 2)), np.arange(4) % 2)
+    with pytest.raises(data.CustomDataError, match="custom.test_path: shape mismatch"):
+        data.check_custom("npz", train, test_path=test)
+    with pytest.raises(data.CustomDataError, match="not among custom.classes"):
+        data.check_custom("npz", train, classes=[0, 7])
+
+
+def test_custom_imagefolder_reads_pixels_and_names_missing_classes(tmp_path):
+    root = _image_folder(tmp_path, {"a": 3, "b": 2})
+    _image_folder(tmp_path, {"a": 1, "b": 1}, split="test")
+    train = data.load_custom("imagefolder", root, split="train", image_size=4)
+    assert train.X.shape == (5, 48) and (train.y == 1).sum() == 3
+    assert data.check_custom("imagefolder", root) == {"train": (5, 3 * 32 * 32), "test": (2, 3 * 32 * 32)}
+    with pytest.raises(data.CustomDataError, match="custom.path"):
+        data.check_custom("imagefolder", root, classes=["a", "c"])
+
+
+def test_torchvision_without_network_says_how_to_use_a_local_copy(monkeypatch, tmp_path):
+    import urllib.error
+
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(RuntimeError, match="cifar.source: imagefolder") as info:
+        load_cifar_pair(tmp_path, split="test", source="torchvision")
+    assert "could not download CIFAR-10" in str(info.value) and isinstance(info.value.__cause__, OSError)

@@ -41,6 +41,11 @@ FINAL = [
     "results/tables/table1.csv",
     "results/tables/table1.md",
     "results/figures/table1.png",
+    "results/figures/table1_robustness_curve.png",
+    "results/tables/digits.csv",
+    "results/tables/digits.md",
+    "results/figures/digits.png",
+    "results/figures/digits_robustness_curve.png",
     "results/tables/squared_loss.csv",
     "results/tables/squared_loss.md",
     "results/figures/squared_loss.png",
@@ -50,6 +55,11 @@ FINAL = [
     "results/figures/fig2.png",
     "results/figures/fig3.png",
 ]
+# Table I's rows: the paper's five (Algorithm 2 once per pattern sampler) and the robust linear control
+TABLE_ROWS = ["GD-STD", "GD-FGSM", "GD-PGD", "ALGORITHM 1", "ALGORITHM 2 (paper sampler)",
+              "ALGORITHM 2 (robust sampler)", "ROBUST LINEAR"]
+# convex models per classification seed: Algorithm 1, Algorithm 2 with each sampler, robust linear
+N_CONVEX = 4
 
 
 def snakemake(workdir, *args, configfile=TEST_CONFIG, check=True, timeout=900):
@@ -98,15 +108,32 @@ def test_whole_dag_runs_end_to_end(finished_run):
         assert (workdir / target).stat().st_size > 0, target
     import pandas as pd
 
-    table = pd.read_csv(workdir / "results/tables/table1.csv")
-    assert list(table["method"]) == ["GD-STD", "GD-FGSM", "GD-PGD", "ALGORITHM 1", "ALGORITHM 2"]
-    assert (table["n_seeds"] == len(_CONFIG["cifar"]["seeds"])).all()
-    for column in ("clean_mean", "fgsm_mean", "pgd_mean"):
-        assert table[column].between(0, 100).all()
+    for name, exp in (("table1", "cifar"), ("digits", "digits")):
+        table = pd.read_csv(workdir / f"results/tables/{name}.csv")
+        assert list(table["method"]) == TABLE_ROWS
+        assert (table["n_seeds"] == len(_CONFIG[exp]["seeds"])).all()
+        for column in ("clean_mean", "fgsm_mean", "pgd_mean", "autoattack_mean", "exact_mean"):
+            values = table[column].dropna()
+            assert len(values) and values.between(0, 100).all(), column
+        if _CONFIG[exp]["evaluation"]["exact_points"] is None:
+            # on the same points, exact robust accuracy never exceeds what an attack leaves (undecided points
+            # count as not robust)
+            both = table.dropna(subset=["exact_mean", "pgd_mean", "autoattack_mean"])
+            assert (both["exact_mean"] <= both[["pgd_mean", "autoattack_mean"]].min(axis=1) + 1e-9).all()
+        # degenerate seeds are counted and left out of the means: a row has numbers unless all its seeds are
+        partly = table[table["degenerate_seeds"] < table["n_seeds"]]
+        assert partly["clean_mean"].notna().all()
     certificates = pd.read_csv(workdir / "results/tables/certificates.csv")
-    assert (certificates["status"] == "optimal").all()
-    assert len(certificates) == 2 * (len(_CONFIG["cifar"]["seeds"]) + len(_CONFIG["regression"]["seeds"])
-                                     + len(_CONFIG["fig2"]["seeds"]))
+    assert certificates["status"].isin(["optimal", "degenerate"]).all()
+    assert certificates.loc[certificates["status"] == "degenerate", "degenerate_reason"].notna().all()
+    n_classification = len(_CONFIG["cifar"]["seeds"]) + len(_CONFIG["digits"]["seeds"])
+    assert len(certificates) == (N_CONVEX * (n_classification + len(_CONFIG["regression"]["seeds"]))
+                                 + 2 * len(_CONFIG["fig2"]["seeds"]))
+    # the robust sampler's patterns are all usable under (11); the control's single pattern is all-active
+    robust = certificates[certificates["path"].str.contains("/convex-robust/")]
+    assert (robust["patterns_usable"] == robust["n_patterns"]).all()
+    linear = certificates[certificates["path"].str.contains("/linear/")]
+    assert (linear["n_patterns"] == 1).all() and (linear["patterns_splitting"] == 0).all()
     # every job logged under logs/ and benchmarked; the solver's certificate is in the solve log
     solve_logs = list((workdir / "logs").rglob("solve.log"))
     assert solve_logs and all("certificate: solver" in p.read_text() for p in solve_logs)
@@ -135,16 +162,22 @@ def test_html_report_holds_every_figure_and_table(finished_run):
         # Figure 2's beta: both fig2 solves, their recoveries, Figures 2 and 3 and the certificate table
         ("fig2_beta", lambda c: c["fig2"].update(beta=1e-8),
          {"solve_convex": 2, "recover": 2, "fig2": 1, "fig3": 1, "certificates": 1, "all": 1}),
-        # the GD baselines' epochs: the 3 baselines x 2 seeds, their evaluations and Table I
+        # the GD baselines' epochs: the 3 baselines x 2 seeds, their evaluations (attacks, exact verification,
+        # the robustness curve of seed 0), Table I and its curve figure
         ("cifar_epochs", lambda c: c["cifar"]["gd"].update(epochs=c["cifar"]["gd"]["epochs"] + 1),
-         {"baseline": 6, "evaluate": 6, "table1": 1, "all": 1}),
-        # the attack's PGD steps: every CIFAR evaluation and Table I only
+         {"baseline": 6, "evaluate": 6, "robustness": 6, "robustness_curve": 3, "table": 1,
+          "robustness_curve_figure": 1, "all": 1}),
+        # the paper's PGD steps: every CIFAR evaluation (7 models x 2 seeds) and Table I only
         ("cifar_attack", lambda c: c["cifar"]["attack"].update(n_steps=c["cifar"]["attack"]["n_steps"] + 1),
-         {"evaluate": 10, "table1": 1, "all": 1}),
-        # the solver of Algorithm 2 on CIFAR only (Algorithm 1 keeps config.yaml's "fast"): its 2 solves
-        # and what follows from them
+         {"evaluate": 14, "table": 1, "all": 1}),
+        # the solver of Algorithm 2 on CIFAR only (Algorithm 1 keeps "fast"): the eps > 0 programs (paper and
+        # robust sampler, robust linear control) x 2 seeds and what follows from them
         ("cifar_alg2_solver", lambda c: c["cifar"].update(solver={"algorithm1": "fast", "algorithm2": "scs"}),
-         {"solve_convex": 2, "recover": 2, "evaluate": 2, "certificates": 1, "table1": 1, "all": 1}),
+         {"solve_convex": 6, "recover": 6, "evaluate": 6, "robustness": 6, "robustness_curve": 3, "certificates": 1,
+          "table": 1, "robustness_curve_figure": 1, "all": 1}),
+        # the exact verifier's time limit on digits: its 7 verifications and 7 curves, the digits table and figure
+        ("digits_exact_time", lambda c: c["digits"]["evaluation"].update(exact_time_limit=6.0),
+         {"robustness": 7, "robustness_curve": 7, "table": 1, "robustness_curve_figure": 1, "all": 1}),
         # Figure 3's grid: only Figure 3
         ("fig3_grid", lambda c: c["fig3"].update(grid=c["fig3"]["grid"] + 2), {"fig3": 1, "all": 1}),
         # the number of Figure 1 repeats: the sweeps and Figure 1
@@ -169,12 +202,71 @@ def test_unchanged_config_is_stable_in_a_fresh_dir(tmp_path):
     """A dry run plans the full DAG and the job counts follow from the config."""
     dry = snakemake(tmp_path, "--dry-run")
     counts = job_counts(dry.stdout)
-    n_cifar, n_reg = len(_CONFIG["cifar"]["seeds"]), len(_CONFIG["regression"]["seeds"])
-    n_gd_cifar, n_gd_reg = len(_CONFIG["cifar"]["gd"]["methods"]), len(_CONFIG["regression"]["gd"]["methods"])
-    assert counts["solve_convex"] == 2 * (n_cifar + n_reg + len(_CONFIG["fig2"]["seeds"]))
-    assert counts["baseline"] == n_gd_cifar * n_cifar + n_gd_reg * n_reg
-    assert counts["evaluate"] == (2 + n_gd_cifar) * n_cifar + (2 + n_gd_reg) * n_reg
+    n_cifar, n_digits, n_reg = (len(_CONFIG[e]["seeds"]) for e in ("cifar", "digits", "regression"))
+    gd = {e: len(_CONFIG[e]["gd"]["methods"]) for e in ("cifar", "digits", "regression")}
+    assert counts["solve_convex"] == N_CONVEX * (n_cifar + n_digits + n_reg) + 2 * len(_CONFIG["fig2"]["seeds"])
+    assert counts["patterns"] == counts["solve_convex"] == counts["recover"]
+    assert counts["baseline"] == gd["cifar"] * n_cifar + gd["digits"] * n_digits + gd["regression"] * n_reg
+    models = {e: gd[e] + N_CONVEX for e in gd}
+    assert counts["evaluate"] == models["cifar"] * n_cifar + models["digits"] * n_digits + models["regression"] * n_reg
+    assert counts["robustness"] == models["cifar"] * n_cifar + models["digits"] * n_digits
+    curve_seeds = {e: len(_CONFIG[e]["evaluation"]["curve_seeds"]) for e in ("cifar", "digits")}
+    assert counts["robustness_curve"] == models["cifar"] * curve_seeds["cifar"] + models["digits"] * curve_seeds["digits"]
+    assert counts["table"] == 3 and counts["robustness_curve_figure"] == 2
     assert counts["fig1_sweep"] == len(_CONFIG["fig1"]["n_patterns"])
+
+
+def _custom_data(tmp_path):
+    """A small two-class tabular data set saved as .npz, labels 'a' / 'b'."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    labels = np.where(X[:, 0] + 0.5 * X[:, 1] > 0, "a", "b")
+    path = tmp_path / "mine.npz"
+    np.savez(path, X=X, y=labels)
+    return path
+
+
+def _with_custom(config, path, **changes):
+    custom = {key: config["digits"][key] for key in ("seeds", "loss", "bias", "beta", "n_patterns", "n_perturbations",
+                                                    "samplers", "robust_linear", "solver", "solver_options", "attack",
+                                                    "gd", "evaluation")}
+    custom.update(format="npz", path=str(path), test_fraction=0.3, n_train=20, eps=0.05, **changes)
+    config["custom"] = custom
+
+
+@pytest.mark.slow
+def test_custom_data_set_gets_the_whole_dag(tmp_path):
+    path = _custom_data(tmp_path)
+    config = changed_config(tmp_path, "custom", lambda c: _with_custom(c, path))
+    snakemake(tmp_path, "--cores", "2", "results/tables/custom.csv", "results/figures/custom_robustness_curve.png",
+              configfile=config)
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "results/tables/custom.csv")
+    assert list(table["method"]) == TABLE_ROWS
+    assert table["clean_mean"].notna().any()
+    dry = snakemake(tmp_path, "--dry-run", configfile=config)
+    assert job_counts(dry.stdout)["table"] == 3  # the custom table is done; Table I, digits, regression remain
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"path": "no/such/file.npz"}, "custom.path: no such file"),
+        ({"classes": ["a", "z"]}, "not among custom.classes"),
+    ],
+    ids=["missing-file", "wrong-classes"],
+)
+def test_bad_custom_data_fails_before_any_job(tmp_path, changes, message):
+    path = _custom_data(tmp_path)
+    config = changed_config(tmp_path, "bad_custom", lambda c: _with_custom(c, path, **changes))
+    proc = snakemake(tmp_path, "--dry-run", configfile=config, check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert message in output, output[-3000:]
+    assert "Job stats" not in output and not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize(

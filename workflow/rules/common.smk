@@ -1,6 +1,8 @@
 # Config validation, wildcard constraints, path helpers and seed lists.
 import os
+import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -11,19 +13,27 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 ENV = "../../envs/convexadv.yaml"
 
+# binary image / tabular classification experiments: Table I's DAG (data, patterns, solves, GD baselines,
+# evaluation, table, figures); `custom` only when config.yaml names a data set
+CLASSIFICATION_EXPERIMENTS = tuple(e for e in ("cifar", "digits", "custom") if config.get(e))
 # experiments trained through the generic data -> patterns -> solve_convex -> recover rules
-CONVEX_EXPERIMENTS = ("cifar", "regression", "fig2")
+CONVEX_EXPERIMENTS = (*CLASSIFICATION_EXPERIMENTS, "regression", "fig2")
+# the table (and its figure) of each experiment with a table: results/tables/{name}.csv
+TABLE_NAMES = {"cifar": "table1", "digits": "digits", "custom": "custom", "regression": "squared_loss"}
+# Algorithm 2's pattern sampler -> the model kind in result paths (paper: the paths of Algorithm 1/2 as printed)
+SAMPLER_KINDS = {"paper": "convex", "robust": "convex-robust"}
 
 
 wildcard_constraints:
-    exp="cifar|regression|fig1|fig2",
+    exp="cifar|digits|custom|regression|fig1|fig2",
+    kind="convex|convex-robust|linear",
     seed=r"\d+",
     P=r"\d+",
     eps=r"[0-9][0-9.e+-]*",
     aeps=r"[0-9][0-9.e+-]*",
     width=r"\d+",
     method="std|fgsm|pgd",
-    model=r"convex/eps[0-9][0-9.e+-]*/P\d+|gd-(std|fgsm|pgd)/eps[0-9][0-9.e+-]*/m\d+",
+    model=r"(convex|convex-robust|linear)/eps[0-9][0-9.e+-]*/P\d+|gd-(std|fgsm|pgd)/eps[0-9][0-9.e+-]*/m\d+",
 
 
 def fmt(x):
@@ -41,6 +51,40 @@ def repo_path(path):
 
 def exp_config(exp):
     return config[exp]
+
+
+def custom_loader():
+    """Keyword arguments of convexadv.data.load_custom for the custom experiment (paths resolved)."""
+    cfg = config["custom"]
+    return {
+        "fmt": cfg["format"],
+        "path": repo_path(cfg["path"]),
+        "test_path": repo_path(cfg["test_path"]) if cfg.get("test_path") else None,
+        "test_fraction": cfg.get("test_fraction", 0.3),
+        "classes": cfg.get("classes"),
+        "label_column": cfg.get("label_column"),
+        "image_size": cfg.get("image_size"),
+    }
+
+
+def pair_loader(exp):
+    """The data loader and its keyword arguments for the digits pair or the custom data set."""
+    if exp == "digits":
+        cfg = config["digits"]
+        return {"kind": "digits", "digits": cfg["digits"], "test_fraction": cfg["test_fraction"]}
+    return {"kind": "custom", **custom_loader()}
+
+
+if "custom" in CLASSIFICATION_EXPERIMENTS:
+    # a missing file, a label set that is not two classes, NaNs or a shape mismatch stop the run here,
+    # before any job, with the config key named (an installed convexadv, or the repository's src/)
+    sys.path.append(os.path.join(workflow.basedir, "src"))
+    from convexadv.data import CustomDataError, check_custom
+
+    try:
+        check_custom(**custom_loader(), n_train=config["custom"].get("n_train"))
+    except CustomDataError as error:
+        raise WorkflowError(f"invalid custom data set in the config: {error}")
 
 
 ALGORITHMS = ("algorithm1", "algorithm2")
@@ -75,16 +119,22 @@ def train_data(exp, seed):
 
 
 def test_data(exp, seed):
-    if exp == "cifar":
-        return "results/cifar/data/test.npz"
+    if exp in CLASSIFICATION_EXPERIMENTS:
+        return f"results/{exp}/data/test.npz"
     if exp == "regression":
         return f"results/regression/data/test_seed{seed}.npz"
     raise ValueError(f"experiment {exp!r} has no test split")
 
 
-def convex_model(exp, eps):
-    """Model id (a path segment) of Algorithm 1 (eps = 0) or Algorithm 2 (eps > 0)."""
-    return f"convex/eps{fmt(eps)}/P{exp_config(exp)['n_patterns']}"
+def convex_model(exp, eps, sampler="paper"):
+    """Model id (a path segment) of Algorithm 1 (eps = 0) or Algorithm 2 (eps > 0) with a pattern sampler."""
+    kind = "convex" if float(eps) == 0 else SAMPLER_KINDS[sampler]
+    return f"{kind}/eps{fmt(eps)}/P{exp_config(exp)['n_patterns']}"
+
+
+def linear_model(exp):
+    """The ROBUST LINEAR control: (15) / (18) with the all-active pattern alone."""
+    return f"linear/eps{fmt(exp_config(exp)['eps'])}/P1"
 
 
 def gd_model(exp, method):
@@ -94,16 +144,19 @@ def gd_model(exp, method):
 
 
 def models(exp):
-    """{table label: model id} for an experiment, in the paper's row order."""
+    """{table label: model id} for an experiment, in the paper's row order, then the rows beyond it."""
     cfg = exp_config(exp)
     out = {f"GD-{m.upper()}": gd_model(exp, m) for m in ("std", "fgsm", "pgd") if m in cfg.get("gd", {}).get("methods", [])}
     out["ALGORITHM 1"] = convex_model(exp, 0)
-    out["ALGORITHM 2"] = convex_model(exp, cfg["eps"])
+    for sampler in cfg["samplers"]:
+        out[f"ALGORITHM 2 ({sampler} sampler)"] = convex_model(exp, cfg["eps"], sampler)
+    if cfg["robust_linear"]:
+        out["ROBUST LINEAR"] = linear_model(exp)
     return out
 
 
 def parse_model(model):
-    """('convex' | 'gd-pgd' ..., training eps) from a model id."""
+    """('convex' | 'convex-robust' | 'linear' | 'gd-pgd' ..., training eps) from a model id."""
     kind, eps, _ = model.split("/")
     return kind, float(eps[len("eps"):])
 
@@ -112,21 +165,54 @@ def seeds(exp):
     return list(exp_config(exp)["seeds"])
 
 
-def eval_files(exp):
+def eval_files(exp, name="eval"):
+    """Every model's and seed's evaluation file of one kind: eval (clean / FGSM / PGD, objective) or
+    robustness (AutoAttack and exact verification)."""
     eps = fmt(exp_config(exp)["eps"])
     return [
-        f"results/{exp}/{model}/seed{seed}/eval_eps{eps}.json"
+        f"results/{exp}/{model}/seed{seed}/{name}_eps{eps}.json"
         for model in models(exp).values()
         for seed in seeds(exp)
     ]
 
 
+def image_shape(exp):
+    """(channels, height, width) of an image experiment's features (for AutoAttack's Square), None for tabular data."""
+    if exp == "cifar":
+        return [3, config["cifar"]["image_size"], config["cifar"]["image_size"]]
+    if exp == "digits":
+        return [1, 8, 8]
+    if exp == "custom" and config["custom"]["format"] == "imagefolder" and config["custom"].get("image_size"):
+        return [3, config["custom"]["image_size"], config["custom"]["image_size"]]
+    return None
+
+
+def table_experiment(table):
+    """The experiment behind a table name (TABLE_NAMES inverted)."""
+    return next(exp for exp, name in TABLE_NAMES.items() if name == table)
+
+
+def robustness_files(exp):
+    """AutoAttack / exact-verification results for every model and seed (classification, when configured)."""
+    if exp not in CLASSIFICATION_EXPERIMENTS:
+        return []
+    evaluation = exp_config(exp)["evaluation"]
+    return eval_files(exp, "robustness") if evaluation["autoattack"] or evaluation["exact"] else []
+
+
 def solution_files(exp):
-    cfg = exp_config(exp)
+    """The solutions of every convex model (Algorithm 1, Algorithm 2 per sampler, robust linear) and seed."""
+    convex = [m for m in models(exp).values() if not m.startswith("gd-")] if exp != "fig2" else [
+        convex_model(exp, eps) for eps in (0, exp_config(exp)["eps"])]
+    return [f"results/{exp}/{model}/seed{seed}/solution.npz" for model in convex for seed in seeds(exp)]
+
+
+def curve_files(exp):
+    """Exact robust accuracy against eps, for every model and the curve's seeds."""
     return [
-        f"results/{exp}/{convex_model(exp, eps)}/seed{seed}/solution.npz"
-        for eps in (0, cfg["eps"])
-        for seed in seeds(exp)
+        f"results/{exp}/{model}/seed{seed}/robustness_curve.json"
+        for model in models(exp).values()
+        for seed in exp_config(exp)["evaluation"]["curve_seeds"]
     ]
 
 
@@ -136,19 +222,20 @@ def fig1_files():
 
 
 def final_outputs():
-    return [
-        "results/tables/table1.csv",
-        "results/tables/table1.md",
-        "results/figures/table1.png",
-        "results/tables/squared_loss.csv",
-        "results/tables/squared_loss.md",
-        "results/figures/squared_loss.png",
+    out = [
         "results/tables/certificates.csv",
         "results/tables/fig1.csv",
         "results/figures/fig1.png",
         "results/figures/fig2.png",
         "results/figures/fig3.png",
     ]
+    for exp in (*CLASSIFICATION_EXPERIMENTS, "regression"):
+        name = TABLE_NAMES[exp]
+        out += [f"results/tables/{name}.csv", f"results/tables/{name}.md", f"results/figures/{name}.png"]
+    for exp in CLASSIFICATION_EXPERIMENTS:
+        if exp_config(exp)["evaluation"]["exact"] and exp_config(exp)["evaluation"]["curve_seeds"]:
+            out.append(f"results/figures/{TABLE_NAMES[exp]}_robustness_curve.png")
+    return out
 
 
 def benchmark_setting(key, default):

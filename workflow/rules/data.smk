@@ -53,6 +53,56 @@ rule cifar_test:
         "../scripts/data_cifar.py"
 
 
+rule pair_train:
+    """The training split of the digits pair or of the custom data set for one seed."""
+    output:
+        "results/{exp}/data/train_seed{seed}.npz",
+    wildcard_constraints:
+        exp="digits|custom",
+    params:
+        loader=lambda w: pair_loader(w.exp),
+        split="train",
+        n_samples=lambda w: config[w.exp].get("n_train"),
+        seed=lambda w: int(w.seed),
+    log:
+        "logs/{exp}/data/train_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/{exp}/data/train_seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/data_pair.py"
+
+
+rule pair_test:
+    """The test split of the digits pair or of the custom data set."""
+    output:
+        "results/{exp}/data/test.npz",
+    wildcard_constraints:
+        exp="digits|custom",
+    params:
+        loader=lambda w: pair_loader(w.exp),
+        split="test",
+        n_samples=None,
+        seed=0,
+    log:
+        "logs/{exp}/data/test.log",
+    benchmark:
+        "results/benchmarks/{exp}/data/test.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/data_pair.py"
+
+
 rule regression_data:
     """Standardised diabetes regression data, split with one seed."""
     output:

@@ -2,23 +2,28 @@
 # Every output marked report() is in `snakemake --report results/report.html`.
 
 
-rule table1:
-    """Table I: mean (std) over the seeds of clean / FGSM / PGD accuracy and the training objective."""
+rule table:
+    """Table I (CIFAR-10), the digits and custom tables, or the squared-loss table: mean (std) over the seeds
+    of clean / FGSM / PGD / AutoAttack / exact robust accuracy (MSE for regression) and the training objective."""
     input:
-        evals=eval_files("cifar"),
+        evals=lambda w: eval_files(table_experiment(w.table)),
+        robustness=lambda w: robustness_files(table_experiment(w.table)),
     output:
-        csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Table I (CIFAR-10)"),
-        md="results/tables/table1.md",
-        png=report("results/figures/table1.png", caption="../report/table1_fig.rst", category="Table I (CIFAR-10)"),
+        csv=report("results/tables/{table}.csv", caption="../report/table.rst", category="Tables"),
+        md="results/tables/{table}.md",
+        png=report("results/figures/{table}.png", caption="../report/table_fig.rst", category="Tables"),
+    wildcard_constraints:
+        table="table1|digits|custom|squared_loss",
     params:
-        models=models("cifar"),
-        seeds=seeds("cifar"),
-        eps=fmt(config["cifar"]["eps"]),
-        kind="classification",
+        models=lambda w: models(table_experiment(w.table)),
+        seeds=lambda w: seeds(table_experiment(w.table)),
+        eps=lambda w: fmt(exp_config(table_experiment(w.table))["eps"]),
+        kind=lambda w: "regression" if w.table == "squared_loss" else "classification",
+        paper_table=lambda w: w.table == "table1",
     log:
-        "logs/report/table1.log",
+        "logs/report/{table}.log",
     benchmark:
-        "results/benchmarks/report/table1.tsv"
+        "results/benchmarks/report/{table}.tsv"
     threads: 1
     resources:
         mem_mb=1000,
@@ -29,23 +34,22 @@ rule table1:
         "../scripts/table.py"
 
 
-rule squared_loss:
-    """Squared loss: Algorithm 1 vs Algorithm 2 vs GD on the regression data (clean / FGSM / PGD MSE)."""
+rule robustness_curve_figure:
+    """Exact robust accuracy against eps (0 to twice the training eps) for every method of a table."""
     input:
-        evals=eval_files("regression"),
+        curves=lambda w: curve_files(table_experiment(w.table)),
     output:
-        csv=report("results/tables/squared_loss.csv", caption="../report/squared_loss.rst", category="Squared loss"),
-        md="results/tables/squared_loss.md",
-        png=report("results/figures/squared_loss.png", caption="../report/squared_loss_fig.rst", category="Squared loss"),
+        report("results/figures/{table}_robustness_curve.png", caption="../report/robustness_curve.rst",
+               category="Tables"),
+    wildcard_constraints:
+        table="table1|digits|custom",
     params:
-        models=models("regression"),
-        seeds=seeds("regression"),
-        eps=fmt(config["regression"]["eps"]),
-        kind="regression",
+        models=lambda w: models(table_experiment(w.table)),
+        eps=lambda w: exp_config(table_experiment(w.table))["eps"],
     log:
-        "logs/report/squared_loss.log",
+        "logs/report/{table}_robustness_curve.log",
     benchmark:
-        "results/benchmarks/report/squared_loss.tsv"
+        "results/benchmarks/report/{table}_robustness_curve.tsv"
     threads: 1
     resources:
         mem_mb=1000,
@@ -53,7 +57,7 @@ rule squared_loss:
     conda:
         ENV
     script:
-        "../scripts/table.py"
+        "../scripts/robustness_curve_plot.py"
 
 
 rule certificates:

@@ -2,13 +2,14 @@
 
 
 rule solve_convex:
-    """Solve Algorithm 1's (8) or Algorithm 2's (15) / (18); save the solution and its certificate."""
+    """Solve Algorithm 1's (8) or Algorithm 2's (15) / (18); save the solution and its certificate
+    (status "degenerate", with the reason, when the optimum is the zero network)."""
     input:
         train=lambda w: train_data(w.exp, w.seed),
-        patterns="results/{exp}/convex/eps{eps}/P{P}/seed{seed}/patterns.npz",
+        patterns="results/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/patterns.npz",
     output:
-        solution="results/{exp}/convex/eps{eps}/P{P}/seed{seed}/solution.npz",
-        certificate="results/{exp}/convex/eps{eps}/P{P}/seed{seed}/certificate.json",
+        solution="results/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/solution.npz",
+        certificate="results/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/certificate.json",
     params:
         loss=lambda w: config[w.exp]["loss"],
         eps=lambda w: float(w.eps),
@@ -17,9 +18,9 @@ rule solve_convex:
         solver=lambda w: solver(w.exp, w.eps),
         solver_options=lambda w: solver_options(w.exp, w.eps),
     log:
-        "logs/{exp}/convex/eps{eps}/P{P}/seed{seed}/solve.log",
+        "logs/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/solve.log",
     benchmark:
-        "results/benchmarks/{exp}/convex/eps{eps}/P{P}/seed{seed}/solve.tsv"
+        "results/benchmarks/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/solve.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -33,15 +34,16 @@ rule solve_convex:
 rule recover:
     """Recover the ReLU network (u_j, alpha_j) from (v_i, w_i) by (7)."""
     input:
-        solution="results/{exp}/convex/eps{eps}/P{P}/seed{seed}/solution.npz",
+        solution="results/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/solution.npz",
+        certificate="results/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/certificate.json",
     output:
-        "results/{exp}/convex/eps{eps}/P{P}/seed{seed}/network.npz",
+        "results/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/network.npz",
     params:
         tol=1e-8,
     log:
-        "logs/{exp}/convex/eps{eps}/P{P}/seed{seed}/recover.log",
+        "logs/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/recover.log",
     benchmark:
-        "results/benchmarks/{exp}/convex/eps{eps}/P{P}/seed{seed}/recover.tsv"
+        "results/benchmarks/{exp}/{kind}/eps{eps}/P{P}/seed{seed}/recover.tsv"
     threads: 1
     resources:
         mem_mb=1000,

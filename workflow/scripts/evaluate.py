@@ -36,34 +36,46 @@ def data_term(terms):
 result = {"width": network.width, "n_train": int(train.X.shape[0]), "n_test": int(test.X.shape[0]),
           "attack_eps": p.attack_eps, "train_eps": p.train_eps, "attack_steps": p.n_steps,
           "attack_step_size": p.attack_eps / 30 if p.step_size is None else p.step_size}
-result.update(evaluate_robustness(network, test.X, test.y, p.attack_eps, step_size=p.step_size,
-                                  n_steps=p.n_steps, loss=p.loss))
-
-if p.train_eps == 0:
-    terms = pointwise_loss(train.X, train.y)
-    certified = np.ones(train.X.shape[0], dtype=bool)
-    kind = "clean objective (eps = 0)"
-else:
-    exact, certified = robust_loss_terms(network, train.X, train.y, p.train_eps, loss=p.loss)
-    X_vertex = train.X + worst_case_perturbation(network, train.X, train.y, p.train_eps, loss=p.loss)
-    X_pgd = pgd(network, train.X, train.y, p.train_eps, n_steps=p.n_steps, loss=p.loss)
-    found = np.maximum.reduce([pointwise_loss(train.X, train.y), pointwise_loss(X_vertex, train.y),
-                               pointwise_loss(X_pgd, train.y)])
-    terms = np.where(certified, exact, found)
-    kind = "robust objective: Theorem 4 where certified, else max(clean, Theorem-4 vertex, PGD)"
-regularizer = network.regularizer(p.beta)
-result.update({
-    "objective": data_term(terms) + regularizer,
-    "objective_data_term": data_term(terms),
-    "objective_regularizer": regularizer,
-    "objective_kind": kind,
-    "certified_fraction": float(certified.mean()),
-})
 certificate = getattr(snakemake.input, "certificate", None)
-if certificate:
-    cert = read_json(certificate if isinstance(certificate, str) else certificate[0])
+cert = read_json(certificate if isinstance(certificate, str) else certificate[0]) if certificate else None
+if cert is not None:
     result.update({"convex_objective": cert["objective"], "convex_lower_bound": cert["lower_bound"],
                    "solver": cert["solver"]})
+
+
+def evaluate():
+    """Clean / FGSM / PGD performance on the test split and the training objective (see the module docstring)."""
+    out = evaluate_robustness(network, test.X, test.y, p.attack_eps, step_size=p.step_size, n_steps=p.n_steps,
+                              loss=p.loss)
+    if p.train_eps == 0:
+        terms = pointwise_loss(train.X, train.y)
+        certified = np.ones(train.X.shape[0], dtype=bool)
+        kind = "clean objective (eps = 0)"
+    else:
+        exact, certified = robust_loss_terms(network, train.X, train.y, p.train_eps, loss=p.loss)
+        X_vertex = train.X + worst_case_perturbation(network, train.X, train.y, p.train_eps, loss=p.loss)
+        X_pgd = pgd(network, train.X, train.y, p.train_eps, n_steps=p.n_steps, loss=p.loss)
+        found = np.maximum.reduce([pointwise_loss(train.X, train.y), pointwise_loss(X_vertex, train.y),
+                                   pointwise_loss(X_pgd, train.y)])
+        terms = np.where(certified, exact, found)
+        kind = "robust objective: Theorem 4 where certified, else max(clean, Theorem-4 vertex, PGD)"
+    regularizer = network.regularizer(p.beta)
+    out.update({
+        "objective": data_term(terms) + regularizer,
+        "objective_data_term": data_term(terms),
+        "objective_regularizer": regularizer,
+        "objective_kind": kind,
+        "certified_fraction": float(certified.mean()),
+    })
+    return out
+
+
+result["degenerate"] = network.width == 0
+if result["degenerate"]:  # a degenerate solve: reported as such, never as 0 % accuracy
+    result["degenerate_reason"] = cert["degenerate_reason"] if cert else "width 0"
+    log.warning("degenerate model (%s): not evaluated", result["degenerate_reason"])
+else:
+    result.update(evaluate())
 log.info("evaluation: %s", {k: v for k, v in result.items() if not isinstance(v, str)})
 atomic_write_json(snakemake.output[0], result)
 done(log, snakemake.output)

@@ -1,0 +1,46 @@
+"""Stage 6b: AutoAttack accuracy and exact robust accuracy (MILP) of a trained network on the test split.
+
+Exact: convexadv.verify.exact_robustness in its robust / not-robust mode (attack, bounds, LP, MILP per point,
+``time_limit`` seconds each; a point not decided in time is "undecided" and counted as not robust). With
+``exact_points`` set, a fixed random subset of that size (the same for every model) is verified and the 95 %
+Wilson interval of the accuracy is reported. AutoAttack: APGD-CE, APGD-T, FAB-T and Square through torchattacks
+on every test point; a point counts as robust only if no attack breaks it."""
+
+import numpy as np
+from _common import done, start
+
+from convexadv.attacks import autoattack_accuracy
+from convexadv.data import Dataset
+from convexadv.io import atomic_write_json
+from convexadv.network import ReLUNetwork
+from convexadv.verify import binomial_interval, exact_robustness
+
+log = start(snakemake)
+p = snakemake.params
+network = ReLUNetwork.load(snakemake.input.network)
+test = Dataset.load(snakemake.input.test)
+result = {"eps": p.eps, "n_test": int(test.X.shape[0]), "degenerate": network.width == 0}
+if result["degenerate"]:
+    log.warning("degenerate model (width 0): not evaluated")
+else:
+    if p.autoattack:
+        attacked = autoattack_accuracy(network, test.X, test.y, p.eps, seed=p.seed, n_queries=p.autoattack_queries,
+                                       image_shape=None if p.image_shape is None else tuple(p.image_shape))
+        log.info("AutoAttack: %s", attacked)
+        result.update({k: v for k, v in attacked.items() if k != "seconds"},
+                      autoattack_seconds=sum(attacked["seconds"].values()))
+    if p.exact:
+        n = test.X.shape[0]
+        rows = np.arange(n) if p.exact_points is None or p.exact_points >= n else np.sort(
+            np.random.default_rng(0).choice(n, p.exact_points, replace=False))
+        verified = exact_robustness(network, test.X[rows], test.y[rows], p.eps, decide_only=True,
+                                    time_limit=p.time_limit, progress=True)
+        summary = verified.summary()
+        log.info("exact verification: %s", summary)
+        robust = int(np.sum(verified.status == "robust"))
+        low, high = binomial_interval(robust, rows.size)
+        result.update(exact_robust_accuracy=verified.robust_accuracy, exact_points=int(rows.size),
+                      exact_undecided=verified.n_undecided, exact_interval_low=low, exact_interval_high=high,
+                      exact_settled_by=summary["settled_by"], exact_seconds=summary["seconds"])
+atomic_write_json(snakemake.output[0], result)
+done(log, snakemake.output)

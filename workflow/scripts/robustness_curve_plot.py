@@ -1,0 +1,44 @@
+"""Exact robust accuracy against eps for every method of a table (mean over the curve seeds; degenerate
+models left out), with the training eps marked."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from _common import done, read_json, start  # noqa: E402
+
+from convexadv.io import atomic_path  # noqa: E402
+
+log = start(snakemake)
+p = snakemake.params
+rows = []
+for path in snakemake.input.curves:
+    method = next(label for label, model in p.models.items() if f"/{model}/" in path)
+    curve = read_json(path)
+    if curve["degenerate"]:
+        log.warning("%s: degenerate model, left out", path)
+        continue
+    for eps, accuracy, undecided in zip(curve["eps"], curve["exact_robust_accuracy"], curve["undecided"]):
+        rows.append({"method": method, "eps": eps, "accuracy": 100 * accuracy, "undecided": undecided})
+curves = pd.DataFrame(rows)
+log.info("exact robust accuracy (%%) by eps:\n%s",
+         curves.pivot_table(index="eps", columns="method", values="accuracy").to_string())
+sns.set_theme(style="whitegrid")
+fig, ax = plt.subplots(figsize=(8, 4.8))
+order = [m for m in p.models if m in set(curves["method"])]
+sns.lineplot(data=curves, x="eps", y="accuracy", hue="method", hue_order=order, style="method", markers=True,
+             dashes=False, errorbar=("pi", 100), ax=ax)
+ax.axvline(p.eps, color="grey", ls="--", lw=1)
+ax.text(p.eps, 2, " training eps", color="grey", fontsize=9)
+ax.set_xlabel("l_inf radius eps")
+ax.set_ylabel("exact robust accuracy (%)")
+ax.set_ylim(0, 100)
+n_points = int(np.max([read_json(path).get("points", 0) for path in snakemake.input.curves]))
+ax.set_title(f"exact robust accuracy (MILP) on {n_points} test points; band: range over seeds")
+fig.tight_layout()
+with atomic_path(snakemake.output[0]) as tmp:
+    fig.savefig(tmp, dpi=150)
+done(log, snakemake.output)
