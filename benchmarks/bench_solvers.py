@@ -126,7 +126,7 @@ def main(argv=None):
     rows = []
     for n, d, P in SIZES[args.sizes]:
         X, y, source = load_data(args.data, n, d, args.seed)
-        patterns = sample_patterns(X, P, eps=EPS, rng=args.seed + 1)
+        patterns = sample_patterns(X, P, eps=EPS, rng=args.seed + 1, sampler="paper")
         program = ConvexProgram.from_data(X, y, patterns, loss="hinge", eps=EPS, beta=BETA)
         results = {}
         for name in solvers:

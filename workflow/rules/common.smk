@@ -128,8 +128,12 @@ def test_data(exp, seed):
 
 def convex_model(exp, eps, sampler="paper"):
     """Model id (a path segment) of Algorithm 1 (eps = 0) or Algorithm 2 (eps > 0) with a pattern sampler."""
+    cfg = exp_config(exp)
     kind = "convex" if float(eps) == 0 else SAMPLER_KINDS[sampler]
-    return f"{kind}/eps{fmt(eps)}/P{exp_config(exp)['n_patterns']}"
+    n_patterns = cfg["n_patterns"]
+    if kind == "convex-robust" and cfg.get("robust_n_patterns") is not None:
+        n_patterns = cfg["robust_n_patterns"]
+    return f"{kind}/eps{fmt(eps)}/P{n_patterns}"
 
 
 def linear_model(exp):

@@ -30,7 +30,11 @@ presolve). [D_1 X ... D_P X] is never formed: every product is a masked GEMM.
 Certificate. The multipliers z of the constraints give a point of the Lagrange dual of
 (8) / (15) / (18); it is projected onto the simple dual constraints and scaled until every
 column satisfies dist(-l_j, eps M_j B_inf) <= beta exactly, so its value is a valid lower bound
-(weak duality). The solver stops when (objective - bound) / |objective| <= tol.
+(weak duality). The solver stops when objective - bound <= tol_abs * f(0) + tol * |objective|.
+
+Units. The iterations run on an exactly equivalent program in internal units (X and eps divided by
+a power of two near max |x|, y for the squared loss by one near ||y|| / sqrt(2)), so data on the
+0-1 and the 0-255 scale take the same iterations.
 """
 
 from __future__ import annotations
@@ -38,14 +42,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..programs import ConvexProgram, ConvexSolution
-from .presolve import cone_margins
+from .presolve import PresolveTimeoutError, cone_margins
 
 log = logging.getLogger(__name__)
 
@@ -514,17 +518,40 @@ def _cholesky(A: torch.Tensor) -> torch.Tensor:
     raise torch.linalg.LinAlgError("Newton system not positive definite even after regularisation")
 
 
-def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, max_iter: int = 200,
+def _power_of_two(value: float) -> float:
+    """The power of two nearest to value (> 0) on a log scale; 1 for 0."""
+    return 2.0 ** round(math.log2(value)) if value > 0 else 1.0
+
+
+def internal_units(program: ConvexProgram) -> tuple[float, float]:
+    """(s, s_y): the data's scale max |x~_kj| and, for the squared loss, the targets' scale
+    ||y|| / sqrt(2), each rounded to a power of two so that dividing by them is exact."""
+    s = _power_of_two(float(np.abs(program.X[:, program.perturbable]).max(initial=0.0)))
+    s_y = 1.0 if program.loss == "hinge" else _power_of_two(float(np.linalg.norm(program.y)) / math.sqrt(2))
+    return s, s_y
+
+
+def zero_network_objective(program: ConvexProgram) -> float:
+    """The objective of U = 0: 1 for the hinge loss, ||y||^2 / 2 for the squared loss; the unit of ``tol_abs``."""
+    return 1.0 if program.loss == "hinge" else 0.5 * float(program.y @ program.y)
+
+
+def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e-7, max_iter: int = 200,
                time_limit: float | None = None, device: str = "cpu", dtype=torch.float64,
                warm_start: ConvexSolution | None = None, progress: bool = False) -> ConvexSolution:
-    """Solve (8), (15) or (18) to relative duality gap ``tol`` with the structured interior-point method.
+    """Solve (8), (15) or (18) to a certified duality gap with the structured interior-point method.
 
     Parameters
     ----------
     program : the program to solve (any loss, eps >= 0, with or without bias).
-    tol : relative gap (objective - lower_bound) / |objective| to reach.
-    max_iter, time_limit : stop early after this many iterations / seconds (status
-        "iteration_limit" / "time_limit"; the bound returned is still valid).
+    tol, tol_abs : stop "optimal" once objective - lower_bound <= tol_abs * f(0) + tol * |objective|,
+        f(0) the objective of the zero network (1 for the hinge loss, ||y||^2 / 2 for the squared
+        loss). ``tol_abs`` reads in the loss's own units: a program whose optimum is nearly pure
+        regulariser (separable data, objective ~1e-4) ends optimal instead of chasing a relative
+        gap that rounding cannot certify.
+    max_iter, time_limit : stop early after this many iterations / seconds, presolve included
+        (status "iteration_limit" / "time_limit"; the bound returned is still valid). A time limit
+        that passes inside the presolve returns the zero network with the bound 0.
     device, dtype : where and in which precision to compute (float64 by default, also on a GPU:
         interior-point Newton systems need it). The returned objective and violation are
         recomputed in float64 on the CPU; the bound is computed in the working precision.
@@ -532,69 +559,97 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, max_iter: int = 200
         eps, for sweeps): the iterations start near it (about 20 % fewer of them at the paper's size).
     progress : show a progress bar (one tick per iteration) and log every iteration.
 
-    The returned point is strictly feasible for (8) / (11) (every iterate is), so
-    ``max_violation`` is zero up to rounding. ``info`` holds the gap, the number of
-    iterations and the number of patterns the presolve kept. Status "stalled" means rounding
-    errors stopped progress before ``tol`` was reached (the bound is still valid).
+    The solver works in internal units X / s, y / s_y, eps / s, beta / (s s_y) (s, s_y powers of two,
+    see :func:`internal_units`): an exactly equivalent program, so the iterations do not depend on
+    the data's units. The returned point is strictly feasible for (8) / (11) (every iterate is), so
+    ``max_violation`` is zero up to rounding. ``info`` holds the gap, the number of iterations, the
+    number of patterns the presolve kept and the internal units. Status "stalled" means rounding
+    errors stopped progress before the gap was reached (the best point and bound are still valid).
     """
-    if tol <= 0:
+    if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
+    if not tol_abs >= 0:
+        raise ValueError(f"tol_abs must be >= 0, got {tol_abs}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if time_limit is not None and not time_limit >= 0:
+        raise ValueError(f"time_limit must be >= 0 seconds or None, got {time_limit}")
     if warm_start is not None and (warm_start.V.shape != (program.d, program.n_patterns)
                                    or not np.array_equal(warm_start.patterns, program.patterns)):
         raise ValueError("warm_start must be a solution for the same data dimension and the same patterns")
     start_time = time.perf_counter()
-    trivial, interior = cone_margins(program)
+    deadline = None if time_limit is None else start_time + time_limit
+    V = np.zeros((program.d, program.n_patterns))
+    W = np.zeros_like(V)
+    info = {"device": str(device), "dtype": str(dtype).replace("torch.", "")}
+    try:
+        trivial, interior = cone_margins(program, deadline=deadline)
+    except PresolveTimeoutError as err:
+        return _solution(program, V, W, program.objective(V, W), 0.0, "time_limit", 0, start_time,
+                         {**info, "patterns_kept": None, "message": f"time limit: {err}"})
     keep = ~trivial
+    info["patterns_kept"] = int(keep.sum())
     has_interior = np.linalg.norm(interior[:, keep], axis=0) > 0
     if not has_interior.all():
         bad = np.flatnonzero(keep)[~has_interior].tolist()
         raise ValueError(f"the cones (11) of patterns {bad} have an empty interior (margin equal to eps); "
                          "the interior-point method needs a strictly feasible point: use solver='clarabel'")
-    V = np.zeros((program.d, program.n_patterns))
-    W = np.zeros_like(V)
-    info = {"patterns_kept": int(keep.sum()), "device": str(device), "dtype": str(dtype).replace("torch.", "")}
-    if not keep.any():  # every cone is {0}: U = 0 is the only feasible point
+    f_zero = zero_network_objective(program)
+    if not keep.any() or f_zero == 0:  # U = 0 is the only feasible point, or attains the bound 0
         objective = program.objective(V, W)
-        return _solution(program, V, W, objective, objective, "optimal", 0, start_time,
-                         {**info, "message": "every robust cone (11) is {0}; U = 0 is optimal"})
-    structure = _Structure(program.with_patterns(program.patterns[:, keep]), torch.device(device), dtype)
-    previous = None if warm_start is None else np.hstack([warm_start.V[:, keep], warm_start.W[:, keep]])
+        message = ("every robust cone (11) is {0}; U = 0 is optimal" if not keep.any()
+                   else "y = 0: U = 0 attains the lower bound 0")
+        return _solution(program, V, W, objective, objective if not keep.any() else 0.0, "optimal", 0, start_time,
+                         {**info, "message": message})
+    s, s_y = internal_units(program)
+    info["units"] = {"X": s, "y": s_y}
+    kept = program.with_patterns(program.patterns[:, keep])
+    internal = replace(kept, X=kept.X / s, y=kept.y / s_y, eps=kept.eps / s, beta=kept.beta / (s * s_y))
+    structure = _Structure(internal, torch.device(device), dtype)
+    previous = None
+    if warm_start is not None:
+        previous = np.hstack([warm_start.V[:, keep], warm_start.W[:, keep]]) * (s / s_y)
     x = structure.start(interior[:, keep], previous)
     status, lower_bound, iterations = "iteration_limit", -math.inf, 0
     best_U, best_objective = None, math.inf
+    last_duration = 0.0
+
+    def gap_target(objective: float) -> float:
+        return tol_abs * f_zero + tol * abs(objective)
+
     with torch.no_grad():
         rows = structure.rows(x)
         cones = structure.cones(x)
         mu0 = max(structure.objective_f0(x), 1e-12) / structure.n
-        z = {key: mu0 / s for key, s in rows.items()}
+        z = {key: mu0 / slack for key, slack in rows.items()}
         z_cone = mu0 * torch.cat([cones[:, :1], -cones[:, 1:]], dim=1) / _cone_det(cones)[:, None]
         bar = tqdm(total=max_iter, desc=f"interior point {program.equation}", unit="it", disable=not progress,
                    leave=False)
         while True:
+            tick = time.perf_counter()
             # every iterate is feasible: keep the best one; every bound is valid: keep the largest
-            U_np = _columns(x, keep, program)
+            U_np = _columns(x, keep, program) * (s_y / s)
             objective = program.objective(U_np[:, : program.n_patterns], U_np[:, program.n_patterns:])
             if objective < best_objective:
                 best_U, best_objective = U_np, objective
-            lower_bound = max(lower_bound, structure.lower_bound(z))
-            gap = (best_objective - lower_bound) / max(abs(best_objective), 1e-300)
-            bar.set_postfix(gap=f"{gap:.1e}")
+            lower_bound = max(lower_bound, structure.lower_bound(z) * s_y ** 2)
+            gap = best_objective - lower_bound
+            bar.set_postfix(gap=f"{gap / max(abs(best_objective), 1e-300):.1e}")
             if progress:
                 log.info("interior point: iteration %d, objective %.10g, bound %.10g, gap %.2e",
                          iterations, objective, lower_bound, gap)
-            if gap <= tol:
+            if gap <= gap_target(best_objective):
                 status = "optimal"
                 break
             if iterations >= max_iter:
                 break
-            if time_limit is not None and time.perf_counter() - start_time > time_limit:
+            # no iteration starts that the previous one's duration says would end past the deadline
+            if deadline is not None and tick + last_duration > deadline:
                 status = "time_limit"
                 break
             # aim the complementarity at a fraction of the gap asked for, not below: slacks of active
             # rows then stay large enough for accurate Newton directions and dual residuals
-            mu_floor = TARGET_FRACTION * tol * abs(best_objective) / structure.degree
+            mu_floor = TARGET_FRACTION * gap_target(best_objective) / s_y ** 2 / structure.degree
             step = _iterate(structure, x, rows, cones, z, z_cone, mu_floor)
             if step is None or step[3] < MIN_STEP:  # rounding errors dominate the Newton systems
                 status = "stalled"
@@ -603,10 +658,12 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, max_iter: int = 200
             rows, cones = structure.rows(x), structure.cones(x)
             iterations += 1
             bar.update(1)
+            last_duration = time.perf_counter() - tick
         bar.close()
     V, W = best_U[:, : program.n_patterns], best_U[:, program.n_patterns:]
-    info.update(relative_gap=gap, message=f"{status} after {iterations} iterations (relative gap {gap:.2e}, "
-                                          f"tol {tol:.0e})")
+    info.update(absolute_gap=gap, relative_gap=gap / max(abs(best_objective), 1e-300),
+                message=f"{status} after {iterations} iterations (gap {gap:.2e}, target {tol_abs:.0e} * "
+                        f"{f_zero:.3g} + {tol:.0e} * |objective|)")
     return _solution(program, V, W, best_objective, lower_bound, status, iterations, start_time, info)
 
 
