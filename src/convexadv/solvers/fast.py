@@ -532,8 +532,9 @@ def internal_units(program: ConvexProgram) -> tuple[float, float]:
 
 
 def zero_network_objective(program: ConvexProgram) -> float:
-    """The objective of U = 0: 1 for the hinge loss, ||y||^2 / 2 for the squared loss; the unit of ``tol_abs``."""
-    return 1.0 if program.loss == "hinge" else 0.5 * float(program.y @ program.y)
+    """f(0), the objective of U = 0 (1 for the hinge loss, ||y||^2 / 2 for the squared loss): the unit of ``tol_abs``."""
+    zeros = np.zeros((program.d, program.n_patterns))
+    return program.objective(zeros, zeros)
 
 
 def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e-7, max_iter: int = 200,
@@ -585,7 +586,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     try:
         trivial, interior = cone_margins(program, deadline=deadline)
     except PresolveTimeoutError as err:
-        return _solution(program, V, W, program.objective(V, W), 0.0, "time_limit", 0, start_time,
+        return _solution(program, V, W, zero_network_objective(program), 0.0, "time_limit", 0, start_time,
                          {**info, "patterns_kept": None, "message": f"time limit: {err}"})
     keep = ~trivial
     info["patterns_kept"] = int(keep.sum())
@@ -596,10 +597,9 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
                          "the interior-point method needs a strictly feasible point: use solver='clarabel'")
     f_zero = zero_network_objective(program)
     if not keep.any() or f_zero == 0:  # U = 0 is the only feasible point, or attains the bound 0
-        objective = program.objective(V, W)
         message = ("every robust cone (11) is {0}; U = 0 is optimal" if not keep.any()
                    else "y = 0: U = 0 attains the lower bound 0")
-        return _solution(program, V, W, objective, objective if not keep.any() else 0.0, "optimal", 0, start_time,
+        return _solution(program, V, W, f_zero, f_zero if not keep.any() else 0.0, "optimal", 0, start_time,
                          {**info, "message": message})
     s, s_y = internal_units(program)
     info["units"] = {"X": s, "y": s_y}
