@@ -5,6 +5,7 @@
 #   snakemake --cores 2 --configfile tests/config/test_config.yaml   # the small CI run
 #   snakemake --report results/report.html   # HTML report with every table and figure
 #   snakemake --cores 2 solver_benchmark      # solver benchmark (results/benchmark/), not part of `all`
+#   snakemake --cores 2 solver_benchmark_patterns   # solve time vs surviving patterns, not part of `all`
 #
 # data -> patterns (Alg. 1/2) -> solve_convex -> recover (7) -> evaluate -> report
 #                                 baselines (GD-STD/FGSM/PGD) -^

@@ -13,6 +13,13 @@ cvxpy would take hours). Peers:
 * ``gd``: training the width-72 network by GD-PGD on the same data (the usual alternative; up to
   n = 10,000 with d = 147).
 
+Pattern sweep (``--patterns 4,8,16,24,36``): the paper's size (n = 600, d = 147) with the robust
+sampler, whose patterns all survive the presolve, so the solve time is measured against the number
+of surviving patterns P' (the size of the Newton systems): fast vs Clarabel after the presolve (not
+run again for larger P' once it took longer than ``--peer-limit`` seconds, and stopped there by
+Clarabel's own time limit) vs GD-PGD (independent of P'; one training, drawn as a line). Writes
+``bench_patterns.{csv,png}``.
+
 Data: ``--data FILE ...`` npz files with arrays X (n, 3 s^2), y (made by the Snakemake rule
 ``solver_benchmark_data``); an instance of dimension d uses the file whose X has d columns
 (balanced subset of n rows), else synthetic pixel-like data. Prints a table and writes
@@ -28,6 +35,7 @@ import argparse
 import csv
 import logging
 import os
+import re
 import time
 
 import numpy as np
@@ -72,12 +80,14 @@ def load_data(files: list[str], n: int, d: int, seed: int):
     return (*pixel_data(n, d, seed), "synthetic")
 
 
-def run_cvxpy(program, name):
+def run_cvxpy(program, name, time_limit=None):
     from convexadv.solvers.cvxpy_backend import solve_with_cvxpy
 
+    options = {} if time_limit is None or not name.startswith("clarabel") else {"time_limit": time_limit}
     start = time.perf_counter()
     try:
-        sol = solve_with_cvxpy(program, solver=name.removesuffix("-plain"), presolve=not name.endswith("-plain"))
+        sol = solve_with_cvxpy(program, solver=name.removesuffix("-plain"), presolve=not name.endswith("-plain"),
+                               **options)
     except ConvexSolveError as err:  # e.g. MOSEK without a licence
         return {"status": f"error: {str(err).splitlines()[0][:80]}", "time": time.perf_counter() - start}
     return {"status": sol.status, "time": time.perf_counter() - start, "objective": sol.objective,
@@ -115,6 +125,10 @@ def main(argv=None):
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds, fast solver")
     parser.add_argument("--device", default="cpu", help="torch device of the fast solver (cpu, cuda)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patterns", default="",
+                        help="comma list of P_s: run the pattern sweep (n = 600, d = 147, robust sampler) instead")
+    parser.add_argument("--peer-limit", type=float, default=900.0,
+                        help="seconds: a cvxpy peer is not run for larger P_s once it took longer (pattern sweep)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     solvers = [s.strip().lower() for s in args.solvers.split(",") if s.strip()]
@@ -122,6 +136,9 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown solvers {sorted(unknown)}")
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.patterns:
+        pattern_sweep(args, solvers, [int(p) for p in args.patterns.split(",")])
+        return
 
     rows = []
     for n, d, P in SIZES[args.sizes]:
@@ -153,13 +170,46 @@ def main(argv=None):
             })
             print(_format(rows[-1]), flush=True)
 
-    path = os.path.join(args.out_dir, "bench_solvers.csv")
+    _write_csv(rows, os.path.join(args.out_dir, "bench_solvers.csv"))
+    _markdown(rows, os.path.join(args.out_dir, "bench_solvers.md"))
+    _plot(rows, os.path.join(args.out_dir, "bench_solvers.png"))
+
+
+def pattern_sweep(args, solvers, pattern_counts):
+    """Solve time against the number of surviving patterns (see the module docstring)."""
+    n, d = 600, 147
+    X, y, source = load_data(args.data, n, d, args.seed)
+    rows, slow = [], set()
+    gd_time = run_gd(X, y)["time"] if "gd" in solvers else None
+    for P in pattern_counts:
+        patterns = sample_patterns(X, P, eps=EPS, rng=args.seed + 1, sampler="robust", y=y)
+        program = ConvexProgram.from_data(X, y, patterns, loss="hinge", eps=EPS, beta=BETA)
+        results = {}
+        for name in solvers:
+            if name == "fast":
+                results[name] = run_fast(program, args)
+            elif name in CVXPY_SOLVERS and name not in slow:
+                results[name] = run_cvxpy(program, name, time_limit=args.peer_limit)
+                if results[name]["time"] > args.peer_limit:
+                    slow.add(name)
+        fast = results.get("fast", {})
+        for name, r in results.items():
+            rows.append({"n": n, "d": d, "P": program.n_patterns, "patterns_kept": fast.get("patterns_kept", np.nan),
+                         "data": source, "solver": name, "status": r["status"], "time_s": r["time"],
+                         "objective": r.get("objective", np.nan), "certified_gap": r.get("gap", np.nan),
+                         "iterations": r.get("iterations", np.nan),
+                         "time_over_fast": r["time"] / fast["time"] if fast else np.nan,
+                         "gd_pgd_time_s": gd_time if gd_time is not None else np.nan})
+            print({k: v for k, v in rows[-1].items() if k not in ("n", "d", "data")}, flush=True)
+    _write_csv(rows, os.path.join(args.out_dir, "bench_patterns.csv"))
+    _plot_patterns(rows, gd_time, os.path.join(args.out_dir, "bench_patterns.png"))
+
+
+def _write_csv(rows, path):
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    _markdown(rows, os.path.join(args.out_dir, "bench_solvers.md"))
-    _plot(rows, os.path.join(args.out_dir, "bench_solvers.png"))
     print(f"wrote {path}")
 
 
@@ -200,6 +250,34 @@ def _plot(rows, path):
     ax.set_xlabel("n * d")
     ax.set_ylabel("wall time (s)")
     ax.set_title(f"adversarial hinge (15), eps={EPS:g}, beta={BETA:g}, P_s <= 36")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+
+def _plot_patterns(rows, gd_time, path):
+    """Solve time against surviving patterns P' (log scale), one line per solver, GD-PGD as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name in sorted({r["solver"] for r in rows}):
+        points = [(r["patterns_kept"], r["time_s"], r["status"]) for r in rows if r["solver"] == name]
+        ax.semilogy([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+        for kept, seconds, status in points:
+            if status != "optimal":  # e.g. "error: solver 'clarabel' returned status 'optimal_inaccurate' ..."
+                reported = re.search(r"status '(\w+)'", status)
+                ax.annotate(reported.group(1) if reported else status.split(":")[0], (kept, seconds), fontsize=7,
+                            textcoords="offset points", xytext=(4, 4))
+    if gd_time is not None:
+        ax.axhline(gd_time, color="grey", linestyle="--", label="GD-PGD training")
+    ax.set_xlabel("surviving patterns P' (robust sampler, all survive the presolve)")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title(f"adversarial hinge (15), n=600, d=147, eps={EPS:g}, beta={BETA:g}")
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

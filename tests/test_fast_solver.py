@@ -1,4 +1,4 @@
-"""The structured interior-point solver of solvers/fast.py against Clarabel (through cvxpy)."""
+"""The structured interior-point solver of solvers/fast/ against Clarabel (through cvxpy)."""
 
 import dataclasses
 
@@ -10,8 +10,11 @@ from convexadv.patterns import NoRobustPatternError, sample_patterns
 from convexadv.programs import ConvexProgram, ConvexSolveError
 from convexadv.solvers import solve_program
 from convexadv.solvers.cvxpy_backend import solve_with_cvxpy
-from convexadv.solvers.fast import (_jordan, _jordan_solve, _nt_scaling, _Structure, solve_fast,
-                                    zero_network_objective)
+from convexadv.solvers.fast import iteration, solve_fast, zero_network_objective
+from convexadv.solvers.fast.cones import jordan, jordan_solve, nt_scaling
+from convexadv.solvers.fast.newton import factor, newton_product
+from convexadv.solvers.fast.start import start_point
+from convexadv.solvers.fast.structure import Structure
 from convexadv.solvers.presolve import cone_margins
 
 N, D, P, BETA, TOL = 16, 3, 5, 1e-2, 1e-6
@@ -167,14 +170,15 @@ def test_presolve_drops_trivial_cones_with_a_certificate():
     assert sol.lower_bound == sol.objective
 
 
-@pytest.mark.parametrize("eps", [0.0, 0.03])
-def test_newton_system_is_solved_exactly(eps):
+@pytest.mark.parametrize("eps, dense", [(0.0, False), (0.03, False), (0.03, True)],
+                         ids=["woodbury", "delta-reduction", "dense-fallback"])
+def test_newton_system_is_solved_exactly(eps, dense):
     """The structured elimination solves (P + A^T D A + E^T W^-2 E) dx = r, against a dense solve."""
     program = make_program("squared", eps, True)
     trivial, interior = cone_margins(program)
-    structure = _Structure(program.with_patterns(program.patterns[:, ~trivial]), torch.device("cpu"),
+    structure = Structure(program.with_patterns(program.patterns[:, ~trivial]), torch.device("cpu"),
                            torch.float64)
-    x = structure.start(interior[:, ~trivial])
+    x = start_point(structure, interior[:, ~trivial])
     gen = torch.Generator().manual_seed(0)
     rows = structure.rows(x)
     weights = {k: torch.rand(v.shape, generator=gen, dtype=torch.float64) / v for k, v in rows.items()}
@@ -182,9 +186,9 @@ def test_newton_system_is_solved_exactly(eps):
     z_cone = cones.clone()
     z_cone[:, 0] *= 1.5
     z_cone[:, 1:] *= torch.rand(z_cone[:, 1:].shape, generator=gen, dtype=torch.float64)
-    W_inv, W, lam, inv2, schur = _nt_scaling(cones, z_cone)
+    W_inv, W, lam, inv2, schur = nt_scaling(cones, z_cone)
     assert torch.allclose(lam, torch.einsum("jab,jb->ja", W_inv, cones))  # W z = W^-1 s
-    solve = structure.factor(weights, inv2, schur)
+    solve = factor(structure, weights, inv2, schur, dense=dense)
     shapes = [f.shape for f in x.fields()]
     sizes = [f.numel() for f in x.fields()]
 
@@ -193,7 +197,7 @@ def test_newton_system_is_solved_exactly(eps):
         return type(x)(*(p.reshape(s) for p, s in zip(parts, shapes)))
 
     def product(v):
-        out = structure.newton_product(weights, inv2, unflatten(v))
+        out = newton_product(structure, weights, inv2, unflatten(v))
         return torch.cat([f.reshape(-1) for f in out.fields()])
 
     H = torch.stack([product(e) for e in torch.eye(sum(sizes), dtype=torch.float64)], dim=1)
@@ -202,12 +206,24 @@ def test_newton_system_is_solved_exactly(eps):
     assert torch.allclose(mine, torch.linalg.solve(H, r), rtol=1e-9, atol=1e-12)
 
 
+def test_dense_fallback_gives_the_same_certified_optimum(monkeypatch):
+    """With the fallback forced on every iteration (residual limit 0) the solve still ends optimal and
+    agrees with the default path within the certified gaps; the info counts those iterations."""
+    program = make_program("hinge", 0.03, True)
+    default = solve_fast(program, tol=TOL)
+    monkeypatch.setattr(iteration, "DENSE_FALLBACK_RESIDUAL", 0.0)
+    forced = solve_fast(program, tol=TOL)
+    assert default.status == forced.status == "optimal"
+    assert forced.info["dense_fallback_iterations"] == forced.iterations > 0
+    assert forced.objective >= default.lower_bound - 1e-12 and default.objective >= forced.lower_bound - 1e-12
+
+
 def test_jordan_algebra_helpers():
     gen = torch.Generator().manual_seed(1)
     lam = torch.rand(4, 5, generator=gen, dtype=torch.float64)
     lam[:, 0] += 3  # interior of the cone
     v = torch.randn(4, 5, generator=gen, dtype=torch.float64)
-    assert torch.allclose(_jordan(lam, _jordan_solve(lam, v)), v)
+    assert torch.allclose(jordan(lam, jordan_solve(lam, v)), v)
 
 
 # ----- fuzz: data families, scales and settings a user may bring -----

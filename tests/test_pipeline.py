@@ -218,6 +218,14 @@ def test_unchanged_config_is_stable_in_a_fresh_dir(tmp_path):
     assert counts["fig1_sweep"] == len(_CONFIG["fig1"]["n_patterns"])
 
 
+def test_solver_benchmarks_plan_their_data(tmp_path):
+    """Both benchmark targets (sizes, and time vs surviving patterns) plan one job each over the shared
+    downsampled training sets: s = 2, 4, 7 for the default preset, the pattern sweep reusing s = 7."""
+    dry = snakemake(tmp_path, "--dry-run", "solver_benchmark", "solver_benchmark_patterns")
+    assert job_counts(dry.stdout) == {"solver_benchmark_data": 3, "solver_benchmark": 1,
+                                      "solver_benchmark_patterns": 1}, dry.stdout[-3000:]
+
+
 def _custom_data(tmp_path):
     """A small two-class tabular data set saved as .npz, labels 'a' / 'b'."""
     import numpy as np

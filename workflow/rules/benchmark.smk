@@ -57,3 +57,33 @@ rule solver_benchmark:
         ENV
     script:
         "../scripts/solver_benchmark.py"
+
+
+rule solver_benchmark_patterns:
+    """Solve time against the number of surviving patterns (robust sampler, n = 600, d = 147): fast vs
+    Clarabel after the presolve vs GD-PGD; benchmarks/bench_solvers.py --patterns."""
+    input:
+        data="results/benchmark/data/cifar_train_7px.npz",
+    output:
+        csv="results/benchmark/bench_patterns.csv",
+        png=report("results/benchmark/bench_patterns.png", caption="../report/benchmark_patterns.rst",
+                   category="Solvers"),
+    params:
+        patterns=",".join(str(p) for p in benchmark_setting("pattern_sweep", [2, 4, 8, 16, 24, 36])),
+        peer_limit=benchmark_setting("peer_limit", 600),
+        solvers=",".join(s for s in benchmark_setting("solvers", ["fast", "clarabel"]) if s != "clarabel-plain"),
+        tol=benchmark_setting("tol", 1e-4),
+        device=benchmark_setting("device", "cpu"),
+        script=repo_path("benchmarks/bench_solvers.py"),
+    log:
+        "logs/benchmark/bench_patterns.log",
+    benchmark:
+        "results/benchmarks/benchmark/bench_patterns.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        ENV
+    script:
+        "../scripts/solver_benchmark.py"

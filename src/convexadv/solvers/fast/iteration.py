@@ -1,0 +1,333 @@
+"""The iterations of the fast solver for (8), (15) and (18): :func:`solve_fast`.
+
+The program (after the exact presolve of :mod:`..presolve` drops the patterns whose robust
+cone (11) is {0}) is written with auxiliary variables
+
+* per sample k: rho_k (hinge: rho_k >= 0 and rho_k >= 1 - y_k yhat_k + eps 1^T a_k; squared:
+  rho_k >= |yhat_k - y_k| + eps 1^T a_k) and, when eps > 0, a_k >= |g_k| (the l1 norms of (15), (18));
+* per column j of U = [V, W]: tau_j >= ||u_j||_2 (a second-order cone) and, when eps > 0,
+  b_j >= |u~_j|, so that (11) reads s_k x_k^T u_j - eps 1^T b_j >= 0;
+
+objective f0 = sum_k rho_k / n (hinge) or sum_k rho_k^2 / 2 (squared) + beta sum_j tau_j. It is
+solved by a primal-dual path-following method with Mehrotra's predictor-corrector and
+Nesterov-Todd scaling of the cones (Vandenberghe, "The CVXOPT linear and quadratic cone
+program solvers", 2010), started from a strictly feasible point built from the presolve's
+interior directions. Every iterate stays strictly feasible, so the returned network satisfies
+(11) and Theorem 4's certificate holds for it. Step sizes come from the ratio test; there is
+nothing to tune.
+
+Newton systems: :mod:`.newton` (exact, by their structure; iterative refinement against the
+exact product). Variables and rows: :mod:`.structure`; starting point: :mod:`.start`.
+
+Certificate (:mod:`.certificate`). The multipliers z of the constraints give a point of the Lagrange dual of
+(8) / (15) / (18); it is projected onto the simple dual constraints and scaled until every
+column satisfies dist(-l_j, eps M_j B_inf) <= beta exactly, so its value is a valid lower bound
+(weak duality). The solver stops when objective - bound <= tol_abs * f(0) + tol * |objective|.
+
+Units. The iterations run on an exactly equivalent program in internal units (X and eps divided by
+a power of two near max |x|, y for the squared loss by one near ||y|| / sqrt(2)), so data on the
+0-1 and the 0-255 scale take the same iterations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ...programs import ConvexProgram, ConvexSolution
+from ..presolve import PresolveTimeoutError, cone_margins
+from .certificate import certified_lower_bound
+from .cones import cone_det, cone_step, jordan, jordan_solve, nt_scaling, ratio_step
+from .newton import dense_affordable, factor, newton_product
+from .start import start_point
+from .structure import ROWS, Point, Structure
+
+log = logging.getLogger(__name__)
+
+#: fraction of the step to the boundary of the cones taken by each iteration
+TO_BOUNDARY = 0.99
+#: iterative-refinement steps for every Newton direction
+REFINEMENTS = 2
+#: a step shorter than this means the Newton systems are exhausted (status "stalled")
+MIN_STEP = 1e-6
+#: a refined Newton direction with a larger relative residual makes the iteration refactor densely
+DENSE_FALLBACK_RESIDUAL = 1e-6
+#: the iterations drive the mean complementarity s^T z / degree down to this fraction of tol * |objective|
+TARGET_FRACTION = 0.05
+
+
+def _power_of_two(value: float) -> float:
+    """The power of two nearest to value (> 0) on a log scale; 1 for 0."""
+    return 2.0 ** round(math.log2(value)) if value > 0 else 1.0
+
+
+def internal_units(program: ConvexProgram) -> tuple[float, float]:
+    """(s, s_y): the data's scale max |x~_kj| and, for the squared loss, the targets' scale
+    ||y|| / sqrt(2), each rounded to a power of two so that dividing by them is exact."""
+    s = _power_of_two(float(np.abs(program.X[:, program.perturbable]).max(initial=0.0)))
+    s_y = 1.0 if program.loss == "hinge" else _power_of_two(float(np.linalg.norm(program.y)) / math.sqrt(2))
+    return s, s_y
+
+
+def zero_network_objective(program: ConvexProgram) -> float:
+    """f(0), the objective of U = 0 (1 for the hinge loss, ||y||^2 / 2 for the squared loss): the unit of
+    ``tol_abs``."""
+    zeros = np.zeros((program.d, program.n_patterns))
+    return program.objective(zeros, zeros)
+
+
+def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e-7, max_iter: int = 200,
+               time_limit: float | None = None, device: str = "cpu", dtype=torch.float64,
+               warm_start: ConvexSolution | None = None, progress: bool = False) -> ConvexSolution:
+    """Solve (8), (15) or (18) to a certified duality gap with the structured interior-point method.
+
+    Parameters
+    ----------
+    program : the program to solve (any loss, eps >= 0, with or without bias).
+    tol, tol_abs : stop "optimal" once objective - lower_bound <= tol_abs * f(0) + tol * |objective|,
+        f(0) the objective of the zero network (1 for the hinge loss, ||y||^2 / 2 for the squared
+        loss). ``tol_abs`` reads in the loss's own units: a program whose optimum is nearly pure
+        regulariser (separable data, objective ~1e-4) ends optimal instead of chasing a relative
+        gap that rounding cannot certify.
+    max_iter, time_limit : stop early after this many iterations / seconds, presolve included
+        (status "iteration_limit" / "time_limit"; the bound returned is still valid). A time limit
+        that passes inside the presolve returns the zero network with the bound 0.
+    device, dtype : where and in which precision to compute (float64 by default, also on a GPU:
+        interior-point Newton systems need it). The returned objective and violation are
+        recomputed in float64 on the CPU; the bound is computed in the working precision.
+    warm_start : a solution of a program with the same data and patterns (e.g. another beta or
+        eps, for sweeps): the iterations start near it (about 20 % fewer of them at the paper's size).
+    progress : show a progress bar (one tick per iteration) and log every iteration.
+
+    The solver works in internal units X / s, y / s_y, eps / s, beta / (s s_y) (s, s_y powers of two,
+    see :func:`internal_units`): an exactly equivalent program, so the iterations do not depend on
+    the data's units. The returned point is strictly feasible for (8) / (11) (every iterate is), so
+    ``max_violation`` is zero up to rounding. ``info`` holds the gap, the number of iterations, the
+    number of patterns the presolve kept, the internal units and ``dense_fallback_iterations``
+    (iterations whose Newton system was refactored densely for accuracy, see :class:`_NewtonSystem`).
+    Status "stalled" means rounding errors stopped progress before the gap was reached (the best point and bound are still valid).
+    """
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    if not tol_abs >= 0:
+        raise ValueError(f"tol_abs must be >= 0, got {tol_abs}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if time_limit is not None and not time_limit >= 0:
+        raise ValueError(f"time_limit must be >= 0 seconds or None, got {time_limit}")
+    if warm_start is not None and (warm_start.V.shape != (program.d, program.n_patterns)
+                                   or not np.array_equal(warm_start.patterns, program.patterns)):
+        raise ValueError("warm_start must be a solution for the same data dimension and the same patterns")
+    start_time = time.perf_counter()
+    deadline = None if time_limit is None else start_time + time_limit
+    V = np.zeros((program.d, program.n_patterns))
+    W = np.zeros_like(V)
+    info = {"device": str(device), "dtype": str(dtype).replace("torch.", "")}
+    try:
+        trivial, interior = cone_margins(program, deadline=deadline)
+    except PresolveTimeoutError as err:
+        return _solution(program, V, W, zero_network_objective(program), 0.0, "time_limit", 0, start_time,
+                         {**info, "patterns_kept": None, "message": f"time limit: {err}"})
+    keep = ~trivial
+    info["patterns_kept"] = int(keep.sum())
+    has_interior = np.linalg.norm(interior[:, keep], axis=0) > 0
+    if not has_interior.all():
+        bad = np.flatnonzero(keep)[~has_interior].tolist()
+        raise ValueError(f"the cones (11) of patterns {bad} have an empty interior (margin equal to eps); "
+                         "the interior-point method needs a strictly feasible point: use solver='clarabel'")
+    f_zero = zero_network_objective(program)
+    if not keep.any() or f_zero == 0:  # U = 0 is the only feasible point, or attains the bound 0
+        message = ("every robust cone (11) is {0}; U = 0 is optimal" if not keep.any()
+                   else "y = 0: U = 0 attains the lower bound 0")
+        return _solution(program, V, W, f_zero, f_zero if not keep.any() else 0.0, "optimal", 0, start_time,
+                         {**info, "message": message})
+    s, s_y = internal_units(program)
+    info["units"] = {"X": s, "y": s_y}
+    kept = program.with_patterns(program.patterns[:, keep])
+    internal = replace(kept, X=kept.X / s, y=kept.y / s_y, eps=kept.eps / s, beta=kept.beta / (s * s_y))
+    structure = Structure(internal, torch.device(device), dtype)
+    previous = None
+    if warm_start is not None:
+        previous = np.hstack([warm_start.V[:, keep], warm_start.W[:, keep]]) * (s / s_y)
+    x = start_point(structure, interior[:, keep], previous)
+    status, lower_bound, iterations, dense_iterations = "iteration_limit", -math.inf, 0, 0
+    best_U, best_objective = None, math.inf
+    last_duration = 0.0
+
+    def gap_target(objective: float) -> float:
+        return tol_abs * f_zero + tol * abs(objective)
+
+    with torch.no_grad():
+        rows = structure.rows(x)
+        cones = structure.cones(x)
+        mu0 = max(structure.objective_f0(x), 1e-12) / structure.n
+        z = {key: mu0 / slack for key, slack in rows.items()}
+        z_cone = mu0 * torch.cat([cones[:, :1], -cones[:, 1:]], dim=1) / cone_det(cones)[:, None]
+        bar = tqdm(total=max_iter, desc=f"interior point {program.equation}", unit="it", disable=not progress,
+                   leave=False)
+        while True:
+            tick = time.perf_counter()
+            # every iterate is feasible: keep the best one; every bound is valid: keep the largest
+            U_np = _columns(x, keep, program) * (s_y / s)
+            objective = program.objective(U_np[:, : program.n_patterns], U_np[:, program.n_patterns:])
+            if objective < best_objective:
+                best_U, best_objective = U_np, objective
+            lower_bound = max(lower_bound, certified_lower_bound(structure, z) * s_y ** 2)
+            gap = best_objective - lower_bound
+            bar.set_postfix(gap=f"{gap / max(abs(best_objective), 1e-300):.1e}")
+            if progress:
+                log.info("interior point: iteration %d, objective %.10g, bound %.10g, gap %.2e",
+                         iterations, objective, lower_bound, gap)
+            if gap <= gap_target(best_objective):
+                status = "optimal"
+                break
+            if iterations >= max_iter:
+                break
+            # no iteration starts that the previous one's duration says would end past the deadline
+            if deadline is not None and tick + last_duration > deadline:
+                status = "time_limit"
+                break
+            # aim the complementarity at a fraction of the gap asked for, not below: slacks of active
+            # rows then stay large enough for accurate Newton directions and dual residuals
+            mu_floor = TARGET_FRACTION * gap_target(best_objective) / s_y ** 2 / structure.degree
+            step = _iterate(structure, x, rows, cones, z, z_cone, mu_floor)
+            if step is None or step[3] < MIN_STEP:  # rounding errors dominate the Newton systems
+                status = "stalled"
+                break
+            x, z, z_cone, _, used_dense = step
+            dense_iterations += used_dense
+            rows, cones = structure.rows(x), structure.cones(x)
+            iterations += 1
+            bar.update(1)
+            last_duration = time.perf_counter() - tick
+        bar.close()
+    V, W = best_U[:, : program.n_patterns], best_U[:, program.n_patterns:]
+    info.update(absolute_gap=gap, relative_gap=gap / max(abs(best_objective), 1e-300),
+                dense_fallback_iterations=dense_iterations,
+                message=f"{status} after {iterations} iterations (gap {gap:.2e}, target {tol_abs:.0e} * "
+                        f"{f_zero:.3g} + {tol:.0e} * |objective|)")
+    return _solution(program, V, W, best_objective, lower_bound, status, iterations, start_time, info)
+
+
+def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone, mu_floor: float):
+    """One Mehrotra predictor-corrector step, centring towards no less than ``mu_floor``;
+    None when the Newton system cannot be factored."""
+    mu = _mean_complementarity(structure, rows, z, cones, z_cone)
+    w = {k: z[k] / rows[k] for k in ROWS}
+    W_inv, W, lam, inv2, schur = nt_scaling(cones, z_cone)
+    try:
+        newton = _NewtonSystem(structure, w, inv2, schur)
+    except torch.linalg.LinAlgError:
+        return None
+    # dual residual r_d = grad f0 - A^T z - E^T z_cone
+    r_d = structure.objective_gradient(x).minus(structure.adjoint(z)).plus_cones(-z_cone)
+
+    def direction(rc: dict, rc_cone):
+        # (P + A^T D A + E^T W^-2 E) dx = -r_d + A^T (rc / s) + E^T W^-1 (lam \\ rc_cone)
+        cone_part = torch.einsum("jab,jb->ja", W_inv, jordan_solve(lam, rc_cone))
+        rhs = structure.adjoint({k: rc[k] / rows[k] for k in ROWS}).minus(r_d).plus_cones(cone_part)
+        dx = newton.solve(rhs)
+        ds = structure.rows(dx, constant=False)
+        dz = {k: (rc[k] - z[k] * ds[k]) / rows[k] for k in ROWS}
+        ds_cone = structure.cones(dx)
+        dz_cone = cone_part - torch.einsum("jab,jb->ja", inv2, ds_cone)
+        return dx, ds, dz, ds_cone, dz_cone
+
+    def max_steps(ds, dz, ds_cone, dz_cone) -> tuple[float, float]:
+        """Largest primal and dual steps to the boundary; equal for the squared loss, whose
+        quadratic objective couples them."""
+        primal = min(min(ratio_step(rows[k], ds[k]) for k in ROWS), cone_step(cones, ds_cone))
+        dual = min(min(ratio_step(z[k], dz[k]) for k in ROWS), cone_step(z_cone, dz_cone))
+        if not structure.hinge:
+            primal = dual = min(primal, dual)
+        return min(1.0, primal), min(1.0, dual)
+
+    # predictor (affine scaling)
+    rc = {k: -rows[k] * z[k] for k in ROWS}
+    rc_cone = -jordan(lam, lam)
+    dx, ds, dz, ds_cone, dz_cone = direction(rc, rc_cone)
+    a_p, a_d = max_steps(ds, dz, ds_cone, dz_cone)
+    mu_aff = _mean_complementarity(structure, {k: rows[k] + a_p * ds[k] for k in ROWS},
+                                   {k: z[k] + a_d * dz[k] for k in ROWS}, cones + a_p * ds_cone,
+                                   z_cone + a_d * dz_cone)
+    sigma = min(1.0, max((mu_aff / mu) ** 3, mu_floor / mu))
+    # corrector: centring plus the second-order term of the predictor
+    e = torch.zeros_like(lam)
+    e[:, 0] = 1
+    scaled_ds = torch.einsum("jab,jb->ja", W_inv, ds_cone)
+    scaled_dz = torch.einsum("jab,jb->ja", W, dz_cone)
+    rc = {k: -rows[k] * z[k] - ds[k] * dz[k] + sigma * mu for k in ROWS}
+    rc_cone = -jordan(lam, lam) - jordan(scaled_ds, scaled_dz) + sigma * mu * e
+    dx, ds, dz, ds_cone, dz_cone = direction(rc, rc_cone)
+    a_p, a_d = (TO_BOUNDARY * a for a in max_steps(ds, dz, ds_cone, dz_cone))
+    x = x.step(dx, a_p)
+    z = {k: z[k] + a_d * dz[k] for k in ROWS}
+    return x, z, z_cone + a_d * dz_cone, min(a_p, a_d), newton.dense
+
+
+class _NewtonSystem:
+    """The Newton system of one iteration: factored by its structure (:func:`.newton.factor`), every
+    direction refined against the exact matrix-vector product. Where that leaves a relative residual
+    above DENSE_FALLBACK_RESIDUAL (the delta reduction loses accuracy late in some solves) and the
+    whole matrix in U is affordable, it is refactored densely for the rest of the iteration."""
+
+    def __init__(self, structure: Structure, w: dict, inv2, schur):
+        self.structure, self.w, self.inv2, self.schur = structure, w, inv2, schur
+        self.dense = False
+        self._solve = factor(structure, w, inv2, schur)
+
+    def solve(self, rhs: Point) -> Point:
+        dx, residual = self._refined(rhs)
+        if residual > DENSE_FALLBACK_RESIDUAL and not self.dense and dense_affordable(self.structure):
+            try:
+                self._solve = factor(self.structure, self.w, self.inv2, self.schur, dense=True)
+            except torch.linalg.LinAlgError:
+                return dx
+            self.dense = True
+            dx, residual = self._refined(rhs)
+        return dx
+
+    def _refined(self, rhs: Point) -> tuple[Point, float]:
+        """The direction after REFINEMENTS steps of iterative refinement, and its relative residual."""
+        def residual_of(dx):
+            return rhs.minus(newton_product(self.structure, self.w, self.inv2, dx))
+
+        dx = self._solve(rhs)
+        for _ in range(REFINEMENTS):
+            dx = dx.step(self._solve(residual_of(dx)), 1.0)
+        return dx, _norm(residual_of(dx)) / max(_norm(rhs), 1e-300)
+
+
+def _norm(point: Point) -> float:
+    """The Euclidean norm of all of a point's variables together."""
+    return math.sqrt(sum(float((f ** 2).sum()) for f in point.fields()))
+
+
+def _mean_complementarity(structure: Structure, rows: dict, z: dict, cones, z_cone) -> float:
+    """(s^T z summed over the rows and the cones) / degree: the barrier parameter mu."""
+    total = sum(float((rows[k] * z[k]).sum()) for k in ROWS) + float((cones * z_cone).sum())
+    return total / structure.degree
+
+
+def _columns(x: Point, keep: np.ndarray, program: ConvexProgram) -> np.ndarray:
+    """U = [V, W] of the full program (zeros for the dropped patterns), float64 on the CPU."""
+    P = program.n_patterns
+    U = np.zeros((program.d, 2 * P))
+    cols = np.concatenate([np.flatnonzero(keep), P + np.flatnonzero(keep)])
+    U[:, cols] = x.U.double().cpu().numpy()
+    return U
+
+
+def _solution(program, V, W, objective, lower_bound, status, steps, start_time, info) -> ConvexSolution:
+    return ConvexSolution(
+        V=V, W=W, objective=objective, status=status, solver="fast",
+        solve_time=time.perf_counter() - start_time, max_violation=program.max_violation(V, W),
+        loss=program.loss, eps=program.eps, beta=program.beta, bias=program.bias,
+        patterns=program.patterns, lower_bound=lower_bound, iterations=steps, info=info,
+    )
