@@ -238,33 +238,16 @@ def _markdown(rows, path):
 
 
 def _plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = _new_axes()
     for name in sorted({r["solver"] for r in rows}):
         pts = sorted((r["n"] * r["d"], r["time_s"]) for r in rows if r["solver"] == name)
         ax.loglog(*zip(*pts), marker="o", label=name)
-    ax.set_xlabel("n * d")
-    ax.set_ylabel("wall time (s)")
-    ax.set_title(f"adversarial hinge (15), eps={EPS:g}, beta={BETA:g}, P_s <= 36")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
+    _save(fig, ax, "n * d", f"adversarial hinge (15), eps={EPS:g}, beta={BETA:g}, P_s <= 36", path)
 
 
 def _plot_patterns(rows, gd_time, path):
     """Solve time against surviving patterns P' (log scale), one line per solver, GD-PGD as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = _new_axes()
     for name in sorted({r["solver"] for r in rows}):
         points = [(r["patterns_kept"], r["time_s"], r["status"]) for r in rows if r["solver"] == name]
         ax.semilogy([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
@@ -275,9 +258,23 @@ def _plot_patterns(rows, gd_time, path):
                             textcoords="offset points", xytext=(4, 4))
     if gd_time is not None:
         ax.axhline(gd_time, color="grey", linestyle="--", label="GD-PGD training")
-    ax.set_xlabel("surviving patterns P' (robust sampler, all survive the presolve)")
+    _save(fig, ax, "surviving patterns P' (robust sampler, all survive the presolve)",
+          f"adversarial hinge (15), n=600, d=147, eps={EPS:g}, beta={BETA:g}", path)
+
+
+def _new_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6.5, 4.2))
+
+
+def _save(fig, ax, xlabel, title, path):
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("wall time (s)")
-    ax.set_title(f"adversarial hinge (15), n=600, d=147, eps={EPS:g}, beta={BETA:g}")
+    ax.set_title(title)
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
