@@ -16,8 +16,10 @@ interior directions. Every iterate stays strictly feasible, so the returned netw
 (11) and Theorem 4's certificate holds for it. Step sizes come from the ratio test; there is
 nothing to tune.
 
-Newton systems: :mod:`.newton` (exact, by their structure; iterative refinement against the
-exact product). Variables and rows: :mod:`.structure`; starting point: :mod:`.start`.
+Newton systems: :mod:`.newton` (exact, by their structure), every direction refined against the
+exact product; an iteration whose refined residual stays above DENSE_FALLBACK_RESIDUAL refactors
+the whole system in U densely (:class:`_NewtonSystem`). Variables and rows: :mod:`.structure`;
+starting point: :mod:`.start`.
 
 Certificate (:mod:`.certificate`). The multipliers z of the constraints give a point of the Lagrange dual of
 (8) / (15) / (18); it is projected onto the simple dual constraints and scaled until every

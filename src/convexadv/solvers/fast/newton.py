@@ -8,7 +8,8 @@ written as sums of positive terms so that nothing cancels); what remains is a sy
 with one d x d block B_j per column and K the per-sample part in delta = V - W (P' d x P' d).
 eps = 0: K has rank n and the Woodbury identity over the 2P' blocks needs one n x n
 factorisation; eps > 0: an exact reduction to delta and one dense Cholesky of order P'd (the
-harmonic means of B_V and B_W carry the rest). [D_1 X ... D_P X] is never formed: every product
+harmonic means of B_V and B_W carry the rest), or, as a fallback where that loses accuracy, one
+dense Cholesky of the whole system (order 2P'd). [D_1 X ... D_P X] is never formed: every product
 is a masked GEMM. :func:`newton_product` applies the same matrix exactly, for iterative refinement.
 """
 
