@@ -177,7 +177,7 @@ def test_newton_system_is_solved_exactly(eps, dense):
     program = make_program("squared", eps, True)
     trivial, interior = cone_margins(program)
     structure = Structure(program.with_patterns(program.patterns[:, ~trivial]), torch.device("cpu"),
-                           torch.float64)
+                          torch.float64)
     x = start_point(structure, interior[:, ~trivial])
     gen = torch.Generator().manual_seed(0)
     rows = structure.rows(x)
