@@ -12,6 +12,7 @@ from convexadv.solvers import solve_program
 from convexadv.solvers.cvxpy_backend import solve_with_cvxpy
 from convexadv.solvers.fast import iteration, solve_fast, zero_network_objective
 from convexadv.solvers.fast.cones import jordan, jordan_solve, nt_scaling
+from convexadv.solvers.fast import newton
 from convexadv.solvers.fast.newton import factor, newton_product
 from convexadv.solvers.fast.start import start_point
 from convexadv.solvers.fast.structure import Structure
@@ -170,10 +171,15 @@ def test_presolve_drops_trivial_cones_with_a_certificate():
     assert sol.lower_bound == sol.objective
 
 
-@pytest.mark.parametrize("eps, dense", [(0.0, False), (0.03, False), (0.03, True)],
-                         ids=["woodbury", "delta-reduction", "dense-fallback"])
-def test_newton_system_is_solved_exactly(eps, dense):
-    """The structured elimination solves (P + A^T D A + E^T W^-2 E) dx = r, against a dense solve."""
+@pytest.mark.parametrize("eps, dense, one_column_chunks",
+                         [(0.0, False, False), (0.0, False, True), (0.03, False, False), (0.03, False, True),
+                          (0.03, True, False)],
+                         ids=["woodbury", "woodbury-chunked", "delta-reduction", "delta-chunked", "dense-fallback"])
+def test_newton_system_is_solved_exactly(eps, dense, one_column_chunks, monkeypatch):
+    """The structured elimination solves (P + A^T D A + E^T W^-2 E) dx = r, against a dense solve
+    (also with the per-column products split into one chunk per column, as at large n and d)."""
+    if one_column_chunks:
+        monkeypatch.setattr(newton, "CHUNK_ELEMENTS", 1)
     program = make_program("squared", eps, True)
     trivial, interior = cone_margins(program)
     structure = Structure(program.with_patterns(program.patterns[:, ~trivial]), torch.device("cpu"),
@@ -204,6 +210,21 @@ def test_newton_system_is_solved_exactly(eps, dense):
     r = torch.randn(sum(sizes), generator=gen, dtype=torch.float64)
     mine = torch.cat([f.reshape(-1) for f in solve(unflatten(r)).fields()])
     assert torch.allclose(mine, torch.linalg.solve(H, r), rtol=1e-9, atol=1e-12)
+
+
+def test_program_too_large_for_the_memory_is_refused_clearly(monkeypatch):
+    """A program whose Newton systems exceed the free memory raises MemoryError naming the sizes
+    (before any iteration), instead of being killed by the operating system."""
+    for eps in (0.0, 0.03):
+        program = make_program("hinge", eps, False)
+        kept = int((~cone_margins(program)[0]).sum())
+        needed = newton.memory_needed(program.n, program.d, kept, eps > 0)
+        assert needed > 8 * 2 * kept * program.d ** 2 * 8
+        monkeypatch.setattr(iteration, "available_memory", lambda device: needed - 1)
+        with pytest.raises(MemoryError, match=rf"GiB for this program \(n = 16, d = 3, {kept} patterns kept"):
+            solve_fast(program)
+        monkeypatch.setattr(iteration, "available_memory", lambda device: needed)
+        assert solve_fast(program).status == "optimal"
 
 
 def test_dense_fallback_gives_the_same_certified_optimum(monkeypatch):

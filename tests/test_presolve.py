@@ -9,6 +9,7 @@ import pytest
 from conftest import make_classification
 from convexadv import ConvexProgram, sample_patterns
 from convexadv.solvers.cvxpy_backend import build_problem, solve_with_cvxpy
+from convexadv.solvers.fast import solve_fast
 from convexadv.solvers import presolve
 from convexadv.solvers.presolve import PresolveTimeoutError, cone_margins, pattern_margin, trivial_patterns
 
@@ -173,3 +174,28 @@ def test_deadline_is_honoured():
         assert np.array_equal(later[0], now[0]) and np.array_equal(later[1], now[1])
     with pytest.raises(PresolveTimeoutError):
         trivial_patterns(program, deadline=past)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_least_squares_directions_replace_the_lps_of_algorithm_1(bias, monkeypatch):
+    """With eps = 0 above LP_MAX_ENTRIES (here forced to 0) least-squares directions replace the margin
+    LPs: no LP at all, every direction strictly inside its cone of (8), and the fast solver certifies
+    the same optimum from them."""
+    X = pixel_images(120, 10, 5)
+    y = np.where(np.arange(120) % 3, 1.0, -1.0)
+    patterns = sample_patterns(X, 8, bias=bias, rng=2, sampler="paper")
+    program = ConvexProgram.from_data(X, y, patterns, beta=1e-3, bias=bias)
+    trivial_lp, interior_lp = cone_margins(program)
+    reference = solve_fast(program)
+    monkeypatch.setattr(presolve, "LP_MAX_ENTRIES", 0)
+    monkeypatch.setattr(presolve, "_margin_lp", lambda *args: pytest.fail("an LP was solved"))
+    trivial, interior = cone_margins(program)
+    assert np.array_equal(trivial, trivial_lp)
+    assert np.array_equal(interior.any(axis=0), interior_lp.any(axis=0))
+    for i in np.flatnonzero(interior.any(axis=0)):
+        slack = program.constraint_slack(interior[:, [i]] * np.ones((1, program.n_patterns)))[:, i]
+        assert slack.min() > 0
+    solution = solve_fast(program)
+    assert solution.status == reference.status == "optimal"
+    assert solution.objective >= reference.lower_bound - 1e-12
+    assert reference.objective >= solution.lower_bound - 1e-12

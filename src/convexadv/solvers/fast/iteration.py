@@ -46,7 +46,7 @@ from ...programs import ConvexProgram, ConvexSolution
 from ..presolve import PresolveTimeoutError, cone_margins
 from .certificate import certified_lower_bound
 from .cones import cone_det, cone_step, jordan, jordan_solve, nt_scaling, ratio_step
-from .newton import dense_affordable, factor, newton_product
+from .newton import available_memory, dense_affordable, factor, memory_needed, newton_product
 from .start import start_point
 from .structure import ROWS, Point, Structure
 
@@ -114,6 +114,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     number of patterns the presolve kept, the internal units and ``dense_fallback_iterations``
     (iterations whose Newton system was refactored densely for accuracy, see :class:`_NewtonSystem`).
     Status "stalled" means rounding errors stopped progress before the gap was reached (the best point and bound are still valid).
+    Raises MemoryError, before any iteration (and, for eps = 0, before the presolve), when the Newton systems (:func:`.newton.memory_needed`) would
+    not fit in the device's free memory.
     """
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
@@ -126,6 +128,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     if warm_start is not None and (warm_start.V.shape != (program.d, program.n_patterns)
                                    or not np.array_equal(warm_start.patterns, program.patterns)):
         raise ValueError("warm_start must be a solution for the same data dimension and the same patterns")
+    if program.eps == 0:  # every pattern is kept: the memory is known before the presolve
+        _require_memory(program, program.n_patterns, device, dtype)
     start_time = time.perf_counter()
     deadline = None if time_limit is None else start_time + time_limit
     V = np.zeros((program.d, program.n_patterns))
@@ -153,6 +157,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     info["units"] = {"X": s, "y": s_y}
     kept = program.with_patterns(program.patterns[:, keep])
     internal = replace(kept, X=kept.X / s, y=kept.y / s_y, eps=kept.eps / s, beta=kept.beta / (s * s_y))
+    if program.eps > 0:
+        _require_memory(program, int(keep.sum()), device, dtype)
     structure = Structure(internal, torch.device(device), dtype)
     previous = None
     if warm_start is not None:
@@ -215,6 +221,20 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
                 message=f"{status} after {iterations} iterations (gap {gap:.2e}, target {tol_abs:.0e} * "
                         f"{f_zero:.3g} + {tol:.0e} * |objective|)")
     return _solution(program, V, W, best_objective, lower_bound, status, iterations, start_time, info)
+
+
+def _require_memory(program: ConvexProgram, n_patterns: int, device, dtype) -> None:
+    """Raise MemoryError, naming the sizes, when the Newton systems of ``program`` with ``n_patterns``
+    patterns kept would not fit in the free memory of ``device``."""
+    element_size = torch.empty(0, dtype=dtype).element_size()
+    needed = memory_needed(program.n, program.d, n_patterns, program.eps > 0, element_size)
+    available = available_memory(torch.device(device))
+    if available is not None and needed > available:
+        raise MemoryError(
+            f"the fast solver's Newton systems need about {needed / 2 ** 30:.1f} GiB for this program (n = "
+            f"{program.n}, d = {program.d}, {n_patterns} patterns kept, eps {'> 0' if program.eps > 0 else '= 0'}); "
+            f"{available / 2 ** 30:.1f} GiB are free on {device}. Use a device with more memory (a GPU: "
+            "device='cuda'), or fewer samples or patterns")
 
 
 def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone, mu_floor: float):
