@@ -114,8 +114,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     number of patterns the presolve kept, the internal units and ``dense_fallback_iterations``
     (iterations whose Newton system was refactored densely for accuracy, see :class:`_NewtonSystem`).
     Status "stalled" means rounding errors stopped progress before the gap was reached (the best point and bound are still valid).
-    Raises MemoryError, before any iteration (and, for eps = 0, before the presolve), when the Newton systems (:func:`.newton.memory_needed`) would
-    not fit in the device's free memory.
+    Raises MemoryError, before any iteration (for eps = 0 before the presolve), when the Newton
+    systems (:func:`.newton.memory_needed`) would not fit in the device's free memory.
     """
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
