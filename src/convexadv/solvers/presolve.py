@@ -93,14 +93,16 @@ class ConeRows:
         out[~self.perturbable] *= self.scale
         return out
 
-    def margins(self, U: np.ndarray, signs: np.ndarray | None = None) -> np.ndarray:
+    def margins(self, U: np.ndarray, signs: np.ndarray | None = None, *, products: np.ndarray | None = None
+                ) -> np.ndarray:
         """The exact margin min_k s_k x_k^T u / ||u~||_1 of every column u of U (d, m) for the signs
-        (n, m) (default: each direction's own pattern [X u >= 0], i.e. min_k |x_k^T u| / ||u~||_1).
+        (n, m) (default: each direction's own pattern [X u >= 0], i.e. min_k |x_k^T u| / ||u~||_1);
+        ``products``: X U, when the caller has it already.
 
         u lies in the cone (11) of those signs for every eps up to its margin. A direction
         with u~ = 0 has margin inf when it satisfies every row strictly, -inf otherwise."""
         U = np.asarray(U, dtype=np.float64).reshape(self.X.shape[1], -1)
-        values = self.X @ U
+        values = self.X @ U if products is None else products.reshape(self.X.shape[0], -1)
         values = np.abs(values) if signs is None else np.asarray(signs).reshape(values.shape) * values
         worst = values.min(axis=0)
         l1 = np.abs(U[self.perturbable]).sum(axis=0)
@@ -272,17 +274,19 @@ def least_squares_directions(rows: ConeRows, signs: np.ndarray, *, deadline: flo
     for _ in range(SEPARATION_ITERATIONS):
         _remaining(deadline, "in the least-squares directions")
         U = pinv @ (S * targets)
-        fit = S * (rows.X @ U)
+        products = rows.X @ U
+        fit = S * products
         if (fit.min(axis=0) > 0).all():
             break
         excess = fit - targets
         targets = targets + excess + np.abs(excess)
-    best, best_margin = U, rows.margins(U, S)
+    best, best_margin = U, rows.margins(U, S, products=products)
     for _ in range(CENTRING_ITERATIONS):
         _remaining(deadline, "in the least-squares directions")
-        fit = S * (rows.X @ U)
         U = pinv @ (S * np.maximum(fit, 0.5 * np.median(fit, axis=0)))
-        margin = rows.margins(U, S)
+        products = rows.X @ U
+        fit = S * products
+        margin = rows.margins(U, S, products=products)
         better = margin > best_margin
         best[:, better], best_margin[better] = U[:, better], margin[better]
     return best
