@@ -260,14 +260,15 @@ def sign_dual_bounds(rows: ConeRows, signs: np.ndarray, iterations: int = DUAL_I
 
 
 def least_squares_directions(rows: ConeRows, signs: np.ndarray, *, deadline: float | None = None
-                             ) -> np.ndarray:
-    """Candidate interior directions (d, P) (internal units) of the cones of the sign patterns S (n, P),
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate interior directions (d, P) (internal units) of the cones of the sign patterns S (n, P)
+    and their exact margins (P,) (:meth:`ConeRows.margins`),
     by least squares instead of LPs: Ho-Kashyap's procedure (u = X_s^+ b for targets b > 0, raised
     where the fit X_s u exceeds them) for at most SEPARATION_ITERATIONS steps or until every row of
     every pattern has s_k x_k^T u > 0, then CENTRING_ITERATIONS refits with the rows below half the
     median row raised to it, keeping each pattern's direction of largest exact margin. One
     pseudo-inverse serves every pattern (X_s^+ = X^+ diag(s)); each step costs two products with X.
-    Nothing is claimed about the result: the caller checks the exact margins."""
+    Nothing is claimed about the directions: the caller decides by their margins."""
     S = np.where(np.asarray(signs) > 0, 1.0, -1.0)
     pinv = _pseudo_inverse(rows.X)
     targets = np.ones_like(S)
@@ -289,7 +290,7 @@ def least_squares_directions(rows: ConeRows, signs: np.ndarray, *, deadline: flo
         margin = rows.margins(U, S, products=products)
         better = margin > best_margin
         best[:, better], best_margin[better] = U[:, better], margin[better]
-    return best
+    return best, best_margin
 
 
 def _pseudo_inverse(X: np.ndarray) -> np.ndarray:
@@ -317,8 +318,8 @@ def decide_cones(rows: ConeRows, patterns: np.ndarray, eps: float, *, deadline: 
         trivial = bounds < eps * (1 - MARGIN_SAFETY)
     undecided = np.flatnonzero(~trivial)
     if eps == 0 and undecided.size and rows.X.size > LP_MAX_ENTRIES:  # Algorithm 1: no LP at all
-        candidates = least_squares_directions(rows, patterns[:, undecided], deadline=deadline)
-        found = rows.margins(candidates, np.where(patterns[:, undecided], 1.0, -1.0)) > eps * (1 + MARGIN_SAFETY)
+        candidates, margins = least_squares_directions(rows, patterns[:, undecided], deadline=deadline)
+        found = margins > eps * (1 + MARGIN_SAFETY)
         interior[:, undecided[found]] = candidates[:, found]
         undecided = undecided[~found]
     for i in undecided:
