@@ -11,7 +11,7 @@ from convexadv.programs import ConvexProgram, ConvexSolveError
 from convexadv.solvers import solve_program
 from convexadv.solvers.cvxpy_backend import solve_with_cvxpy
 from convexadv.solvers.fast import iteration, solve_fast, zero_network_objective
-from convexadv.solvers.fast.cones import jordan, jordan_solve, nt_scaling
+from convexadv.solvers.fast.cones import NTScaling, jordan, jordan_solve
 from convexadv.solvers.fast import newton
 from convexadv.solvers.fast.newton import factor, newton_product
 from convexadv.solvers.fast.start import start_point
@@ -192,9 +192,8 @@ def test_newton_system_is_solved_exactly(eps, dense, one_column_chunks, monkeypa
     z_cone = cones.clone()
     z_cone[:, 0] *= 1.5
     z_cone[:, 1:] *= torch.rand(z_cone[:, 1:].shape, generator=gen, dtype=torch.float64)
-    W_inv, W, lam, inv2, schur = nt_scaling(cones, z_cone)
-    assert torch.allclose(lam, torch.einsum("jab,jb->ja", W_inv, cones))  # W z = W^-1 s
-    solve = factor(structure, weights, inv2, schur, dense=dense)
+    scaling = NTScaling(cones, z_cone)
+    solve = factor(structure, weights, scaling, dense=dense)
     shapes = [f.shape for f in x.fields()]
     sizes = [f.numel() for f in x.fields()]
 
@@ -203,7 +202,7 @@ def test_newton_system_is_solved_exactly(eps, dense, one_column_chunks, monkeypa
         return type(x)(*(p.reshape(s) for p, s in zip(parts, shapes)))
 
     def product(v):
-        out = newton_product(structure, weights, inv2, unflatten(v))
+        out = newton_product(structure, weights, scaling, unflatten(v))
         return torch.cat([f.reshape(-1) for f in out.fields()])
 
     H = torch.stack([product(e) for e in torch.eye(sum(sizes), dtype=torch.float64)], dim=1)
@@ -219,7 +218,7 @@ def test_program_too_large_for_the_memory_is_refused_clearly(monkeypatch):
         program = make_program("hinge", eps, False)
         kept = int((~cone_margins(program)[0]).sum())
         needed = newton.memory_needed(program.n, program.d, kept, eps > 0)
-        assert needed > 8 * 2 * kept * program.d ** 2 * 8
+        assert needed > 3 * 2 * kept * program.d ** 2 * 8  # at least the blocks B_j, their factors, a retry
         monkeypatch.setattr(iteration, "available_memory", lambda device: needed - 1)
         with pytest.raises(MemoryError, match=rf"GiB for this program \(n = 16, d = 3, {kept} patterns kept"):
             solve_fast(program)
@@ -237,6 +236,29 @@ def test_dense_fallback_gives_the_same_certified_optimum(monkeypatch):
     assert default.status == forced.status == "optimal"
     assert forced.info["dense_fallback_iterations"] == forced.iterations > 0
     assert forced.objective >= default.lower_bound - 1e-12 and default.objective >= forced.lower_bound - 1e-12
+
+
+def test_nesterov_todd_scaling_in_low_rank_form_matches_its_definition():
+    """The stored (eta, v) give W and W^-1 that are symmetric, inverse to each other, with
+    W z = W^-1 s (= lambda) and W^-2 s = z; the Schur complement of W^-2 on u equals the inverse of
+    (W^2)_uu formed densely; the first column of W^-2 is its column 0; near the boundary too."""
+    gen = torch.Generator().manual_seed(2)
+    s = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    z = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    s[:, 0] = torch.linalg.norm(s[:, 1:], dim=1) * torch.tensor([1.5, 1.01, 1 + 1e-6, 3.0, 1.2, 10.0], dtype=torch.float64)
+    z[:, 0] = torch.linalg.norm(z[:, 1:], dim=1) * torch.tensor([2.0, 1 + 1e-5, 1.3, 1.001, 5.0, 1.1], dtype=torch.float64)
+    scaling = NTScaling(s, z)
+    eye = torch.eye(5, dtype=torch.float64).expand(6, 5, 5)
+    W = torch.stack([scaling.apply(e) for e in eye.unbind(dim=2)], dim=2)
+    W_inv = torch.stack([scaling.apply_inverse(e) for e in eye.unbind(dim=2)], dim=2)
+    assert torch.allclose(W, W.mT) and torch.allclose(W_inv, W_inv.mT)
+    assert torch.allclose(W @ W_inv, eye, atol=1e-8)
+    assert torch.allclose(scaling.lam, scaling.apply_inverse(s)) and torch.allclose(scaling.lam, (W @ z[:, :, None])[:, :, 0])
+    assert torch.allclose(scaling.apply_inverse_squared(s), z, rtol=1e-8, atol=1e-10)
+    inv2 = W_inv @ W_inv
+    assert torch.allclose(scaling.inverse_squared_first_column(), inv2[:, :, 0])
+    dense_schur = torch.linalg.inv((W @ W)[:, 1:, 1:])
+    assert torch.allclose(scaling.schur(), dense_schur, rtol=1e-7, atol=1e-9 * float(dense_schur.abs().max()))
 
 
 def test_jordan_algebra_helpers():

@@ -57,35 +57,61 @@ def ratio_step(x, dx) -> float:
     return float((-x[neg] / dx[neg]).min()) if bool(neg.any()) else math.inf
 
 
-def nt_scaling(s, z):
-    """Nesterov-Todd scaling of second-order-cone pairs (s, z), one per row: returns W^-1 and W
-    (J, q, q) with W z = W^-1 s, the scaled point lambda = W z, W^-2, and the Schur complement of
-    W^-2 on its trailing block (u), computed as a projector plus a rank-one term (stable near the
-    boundary of the cone)."""
-    sd, zd = cone_det(s), cone_det(z)
-    s_bar, z_bar = s / sd.sqrt()[:, None], z / zd.sqrt()[:, None]
-    gamma = ((1 + (z_bar * s_bar).sum(dim=1)) / 2).sqrt()
-    J_zbar = torch.cat([z_bar[:, :1], -z_bar[:, 1:]], dim=1)
-    w_bar = (s_bar + J_zbar) / (2 * gamma[:, None])  # the scaling point, P(w_bar) z_bar = s_bar
-    eta = (sd / zd) ** 0.25
-    # its square root in the Jordan algebra: W = eta P(v) = eta (2 v v^T - J), v^T J v = 1
-    v = w_bar.clone()
-    v[:, 0] += 1
-    v = v / (2 * (w_bar[:, :1] + 1)).sqrt()
-    q = torch.cat([v[:, :1], -v[:, 1:]], dim=1)  # J v
-    sign = torch.ones(s.shape[1]).to(s)
-    sign[1:] = -1
-    eye_J = torch.diag_embed(sign.expand_as(s))
-    W_inv = (2 * q[:, :, None] * q[:, None, :] - eye_J) / eta[:, None, None]
-    W = eta[:, None, None] * (2 * v[:, :, None] * v[:, None, :] - eye_J)
-    lam = torch.einsum("jab,jb->ja", W, z)
-    inv2 = W_inv @ W_inv
-    # Schur complement of W^-2 on u = ((W^2)_uu)^-1 = (1 / eta^2) [I + 4 (1 + |v|^2) v1 v1^T]^-1
-    v1 = v[:, 1:]
-    n1 = (v1 ** 2).sum(dim=1)
-    unit = v1 / n1.sqrt().clamp(min=1e-300)[:, None]
-    along = unit[:, :, None] * unit[:, None, :]
-    eye = torch.eye(v1.shape[1]).to(s)
-    spread = 1 + 4 * (1 + (v ** 2).sum(dim=1)) * n1
-    schur = ((eye - along) + along / spread[:, None, None]) / (eta ** 2)[:, None, None]
-    return W_inv, W, lam, inv2, schur
+class NTScaling:
+    """Nesterov-Todd scaling of second-order-cone pairs (s, z), one per row, kept in its
+    low-rank form: W = eta (2 v v^T - J) and W^-1 = (2 q q^T - J) / eta with J = diag(1, -1, ..., -1),
+    q = J v, v^T J v = 1 (Vandenberghe 2010). W z = W^-1 s = lam, the scaled point.
+
+    Only eta and the vectors v, q are stored: every product costs O(J q) and no (J, q, q) array exists
+    except the Schur complement of W^-2 that the Newton systems start their d x d blocks from
+    (:meth:`schur`)."""
+
+    def __init__(self, s, z):
+        sd, zd = cone_det(s), cone_det(z)
+        s_bar, z_bar = s / sd.sqrt()[:, None], z / zd.sqrt()[:, None]
+        gamma = ((1 + (z_bar * s_bar).sum(dim=1)) / 2).sqrt()
+        J_zbar = torch.cat([z_bar[:, :1], -z_bar[:, 1:]], dim=1)
+        w_bar = (s_bar + J_zbar) / (2 * gamma[:, None])  # the scaling point, P(w_bar) z_bar = s_bar
+        self.eta = (sd / zd) ** 0.25
+        # its square root in the Jordan algebra: W = eta P(v) = eta (2 v v^T - J), v^T J v = 1
+        v = w_bar.clone()
+        v[:, 0] += 1
+        self.v = v / (2 * (w_bar[:, :1] + 1)).sqrt()
+        self.q = torch.cat([self.v[:, :1], -self.v[:, 1:]], dim=1)  # J v
+        self.lam = self.apply(z)
+
+    @staticmethod
+    def _reflect(x):
+        """J x."""
+        return torch.cat([x[:, :1], -x[:, 1:]], dim=1)
+
+    def apply(self, x):
+        """W x, one cone per row."""
+        return self.eta[:, None] * (2 * self.v * (self.v * x).sum(dim=1, keepdim=True) - self._reflect(x))
+
+    def apply_inverse(self, x):
+        """W^-1 x, one cone per row."""
+        return (2 * self.q * (self.q * x).sum(dim=1, keepdim=True) - self._reflect(x)) / self.eta[:, None]
+
+    def apply_inverse_squared(self, x):
+        """W^-2 x, one cone per row (the cones' block of the Newton matrix)."""
+        return self.apply_inverse(self.apply_inverse(x))
+
+    def inverse_squared_first_column(self):
+        """W^-2 e_0 (J, q): its entry 0 is the (tau, tau) curvature, the rest the (u, tau) coupling."""
+        e0 = torch.zeros_like(self.v)
+        e0[:, 0] = 1
+        return self.apply_inverse_squared(e0)
+
+    def schur(self):
+        """The Schur complement of W^-2 on its trailing block (u), (J, d, d), a fresh array:
+        ((W^2)_uu)^-1 = (1 / eta^2) [I + 4 (1 + |v|^2) v1 v1^T]^-1 = (1 / eta^2) [I - c v1 v1^T],
+        c = 4 (1 + |v|^2) / spread, spread = 1 + 4 (1 + |v|^2) |v1|^2 (Sherman-Morrison, one
+        (J, d, d) allocation)."""
+        v1 = self.v[:, 1:]
+        growth = 4 * (1 + (self.v ** 2).sum(dim=1))
+        spread = 1 + growth * (v1 ** 2).sum(dim=1)
+        out = v1[:, :, None] * (-growth / spread / self.eta ** 2)[:, None, None]
+        out = out * v1[:, None, :]
+        out.diagonal(dim1=1, dim2=2).add_((1 / self.eta ** 2)[:, None])
+        return out

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from ...programs import ConvexProgram, ConvexSolution
 from ..presolve import PresolveTimeoutError, cone_margins
 from .certificate import certified_lower_bound
-from .cones import cone_det, cone_step, jordan, jordan_solve, nt_scaling, ratio_step
+from .cones import NTScaling, cone_det, cone_step, jordan, jordan_solve, ratio_step
 from .newton import available_memory, dense_affordable, factor, memory_needed, newton_product
 from .start import start_point
 from .structure import ROWS, Point, Structure
@@ -242,9 +242,10 @@ def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone,
     None when the Newton system cannot be factored."""
     mu = _mean_complementarity(structure, rows, z, cones, z_cone)
     w = {k: z[k] / rows[k] for k in ROWS}
-    W_inv, W, lam, inv2, schur = nt_scaling(cones, z_cone)
+    scaling = NTScaling(cones, z_cone)
+    lam = scaling.lam
     try:
-        newton = _NewtonSystem(structure, w, inv2, schur)
+        newton = _NewtonSystem(structure, w, scaling)
     except torch.linalg.LinAlgError:
         return None
     # dual residual r_d = grad f0 - A^T z - E^T z_cone
@@ -252,13 +253,13 @@ def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone,
 
     def direction(rc: dict, rc_cone):
         # (P + A^T D A + E^T W^-2 E) dx = -r_d + A^T (rc / s) + E^T W^-1 (lam \\ rc_cone)
-        cone_part = torch.einsum("jab,jb->ja", W_inv, jordan_solve(lam, rc_cone))
+        cone_part = scaling.apply_inverse(jordan_solve(lam, rc_cone))
         rhs = structure.adjoint({k: rc[k] / rows[k] for k in ROWS}).minus(r_d).plus_cones(cone_part)
         dx = newton.solve(rhs)
         ds = structure.rows(dx, constant=False)
         dz = {k: (rc[k] - z[k] * ds[k]) / rows[k] for k in ROWS}
         ds_cone = structure.cones(dx)
-        dz_cone = cone_part - torch.einsum("jab,jb->ja", inv2, ds_cone)
+        dz_cone = cone_part - scaling.apply_inverse_squared(ds_cone)
         return dx, ds, dz, ds_cone, dz_cone
 
     def max_steps(ds, dz, ds_cone, dz_cone) -> tuple[float, float]:
@@ -282,8 +283,8 @@ def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone,
     # corrector: centring plus the second-order term of the predictor
     e = torch.zeros_like(lam)
     e[:, 0] = 1
-    scaled_ds = torch.einsum("jab,jb->ja", W_inv, ds_cone)
-    scaled_dz = torch.einsum("jab,jb->ja", W, dz_cone)
+    scaled_ds = scaling.apply_inverse(ds_cone)
+    scaled_dz = scaling.apply(dz_cone)
     rc = {k: -rows[k] * z[k] - ds[k] * dz[k] + sigma * mu for k in ROWS}
     rc_cone = -jordan(lam, lam) - jordan(scaled_ds, scaled_dz) + sigma * mu * e
     dx, ds, dz, ds_cone, dz_cone = direction(rc, rc_cone)
@@ -299,16 +300,16 @@ class _NewtonSystem:
     above DENSE_FALLBACK_RESIDUAL (the delta reduction loses accuracy late in some solves) and the
     whole matrix in U is affordable, it is refactored densely for the rest of the iteration."""
 
-    def __init__(self, structure: Structure, w: dict, inv2, schur):
-        self.structure, self.w, self.inv2, self.schur = structure, w, inv2, schur
+    def __init__(self, structure: Structure, w: dict, scaling: NTScaling):
+        self.structure, self.w, self.scaling = structure, w, scaling
         self.dense = False
-        self._solve = factor(structure, w, inv2, schur)
+        self._solve = factor(structure, w, scaling)
 
     def solve(self, rhs: Point) -> Point:
         dx, residual = self._refined(rhs)
         if residual > DENSE_FALLBACK_RESIDUAL and not self.dense and dense_affordable(self.structure):
             try:
-                self._solve = factor(self.structure, self.w, self.inv2, self.schur, dense=True)
+                self._solve = factor(self.structure, self.w, self.scaling, dense=True)
             except torch.linalg.LinAlgError:
                 return dx
             self.dense = True
@@ -318,7 +319,7 @@ class _NewtonSystem:
     def _refined(self, rhs: Point) -> tuple[Point, float]:
         """The direction after REFINEMENTS steps of iterative refinement, and its relative residual."""
         def residual_of(dx):
-            return rhs.minus(newton_product(self.structure, self.w, self.inv2, dx))
+            return rhs.minus(newton_product(self.structure, self.w, self.scaling, dx))
 
         dx = self._solve(rhs)
         for _ in range(REFINEMENTS):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from .cones import NTScaling
 from .structure import Point, Structure
 
 #: relative diagonal shifts tried when a Newton matrix is not numerically positive definite
@@ -27,20 +28,18 @@ DENSE_FALLBACK_MAX_ORDER = 12_000
 CHUNK_ELEMENTS = 2 ** 25
 
 
-def newton_product(structure: Structure, w: dict, soc_inv2, dx: Point) -> Point:
+def newton_product(structure: Structure, w: dict, scaling: NTScaling, dx: Point) -> Point:
     """(P + A^T diag(w) A + E^T W^-2 E) dx, the matrix :func:`factor` factors, computed exactly."""
     out = structure.adjoint({k: w[k] * s for k, s in structure.rows(dx, constant=False).items()})
     return out.step(structure.objective_hessian(dx), 1.0).plus_cones(
-        torch.einsum("jab,jb->ja", soc_inv2, structure.cones(dx)))
+        scaling.apply_inverse_squared(structure.cones(dx)))
 
 
-def factor(structure: Structure, w: dict, soc_inv2, soc_schur, *, dense: bool = False):
-    """Factor the Newton matrix  P + A^T diag(w) A + E^T W^-2 E  (A: the rows, E: the cones) and
-    return a function solving it for a right-hand side given as a :class:`Point` (``dense``: the
-    system in U by one Cholesky of order 2 P d, see :func:`dense_affordable`).
-
-    ``soc_inv2`` holds W^-2 per cone (J, d+1, d+1) and ``soc_schur`` its Schur complement
-    on u (J, d, d), computed stably by the caller."""
+def factor(structure: Structure, w: dict, scaling: NTScaling, *, dense: bool = False):
+    """Factor the Newton matrix  P + A^T diag(w) A + E^T W^-2 E  (A: the rows, E: the cones, W the
+    Nesterov-Todd scaling ``scaling``) and return a function solving it for a right-hand side given
+    as a :class:`Point` (``dense``: the system in U by one Cholesky of order 2 P d, see
+    :func:`dense_affordable`)."""
     n, d, dp, P, J = structure.n, structure.d, structure.dp, structure.P, structure.J
     eps = structure.eps
     # --- per sample: rows R (n, 2), a - g (cm), a + g (cp) ---
@@ -80,9 +79,10 @@ def factor(structure: Structure, w: dict, soc_inv2, soc_schur, *, dense: bool = 
     # --- per column: cone (tau_j, u_j), b -/+ u~ (bm, bp), p ---
     wp, c_bm, c_bp = w["p"], w["bm"], w["bp"]
     A_c, B_c = c_bp + c_bm, c_bp - c_bm  # (u_l, b_l) block [[A, B], [B, A]]
-    H_tt = soc_inv2[:, 0, 0]
-    H_ut = soc_inv2[:, 1:, 0].T  # (d, J)
-    Bcol = soc_schur.clone()
+    head = scaling.inverse_squared_first_column()
+    H_tt = head[:, 0]
+    H_ut = head[:, 1:].T  # (d, J)
+    Bcol = scaling.schur()  # the cone's part of B_j after eliminating tau_j
     # eliminate b (H_bb = diag(A_c) + eps^2 sum(w) 11^T, H_ub = Pi diag(B_c) - eps v 1^T); the
     # result is a sum of PSD terms: the centred covariance of the rows s_k x_k, a rank-one
     # term along their weighted mean, and the diagonal of the l1 rows
@@ -91,7 +91,7 @@ def factor(structure: Structure, w: dict, soc_inv2, soc_schur, *, dense: bool = 
     mean = v / w_sum
     for cols in column_chunks(J, n * d):
         centred = structure.SJ.T[cols, :, None] * structure.X[None, :, :] - mean.T[cols, None, :]  # (c, n, d)
-        Bcol[cols] += torch.einsum("kj,jka,jkb->jab", wp[:, cols], centred, centred)
+        Bcol[cols].baddbmm_((wp[:, cols].T[:, :, None] * centred).mT, centred)
     iota_c = 1.0 / A_c
     zeta_c = 1 + eps ** 2 * w_sum * iota_c.sum(dim=0)
     theta_c = eps ** 2 * w_sum / zeta_c
@@ -100,7 +100,7 @@ def factor(structure: Structure, w: dict, soc_inv2, soc_schur, *, dense: bool = 
         phi_c[structure.pert] = B_c * iota_c
         Bcol[:, structure.pert, structure.pert] += (4 * c_bp * c_bm * iota_c).T
     lifted = mean + eps * phi_c
-    Bcol += (w_sum / zeta_c)[:, None, None] * torch.einsum("aj,bj->jab", lifted, lifted)
+    Bcol.baddbmm_(((w_sum / zeta_c) * lifted).T[:, :, None], lifted.T[:, None, :])  # in place: no (J, d, d) temporary
 
     def solve_bb(r):  # H_bb^-1 r for r (d', J)
         return iota_c * r - theta_c[None, :] * (iota_c * r).sum(dim=0, keepdim=True) * iota_c
@@ -156,9 +156,10 @@ def _factor_woodbury(structure: Structure, Bcol, C11):
     L = cholesky(Bcol)  # (J, d, d)
     root = C11.clamp(min=0).sqrt()
     weights = root[:, None] * structure.M  # (n, P): row weights of G_j (column j of V or W: pattern j mod P)
+    column_weights = weights.T.repeat(2, 1)  # (J, n)
     small = structure.X.new_zeros(n, n)
     for cols in column_chunks(J, n * d):
-        G_T = structure.X.T[None, :, :] * weights.T[cols.remainder(P), None, :]  # (c, d, n)
+        G_T = structure.X.T[None, :, :] * column_weights[cols, None, :]  # (c, d, n)
         Z = torch.linalg.solve_triangular(L[cols], G_T, upper=False)
         small += torch.einsum("jai,jak->ik", Z, Z)
     small = 0.5 * (small + small.T)
@@ -176,12 +177,12 @@ def _factor_woodbury(structure: Structure, Bcol, C11):
     return solve
 
 
-def column_chunks(J: int, per_column: int):
-    """Index tensors over the J columns, in chunks whose temporaries hold at most CHUNK_ELEMENTS
-    numbers (``per_column`` each, at least one column per chunk): bounds the memory of the
-    per-column products at large n and d."""
+def column_chunks(J: int, per_column: int) -> list[slice]:
+    """Slices of the J columns, in chunks whose temporaries hold at most CHUNK_ELEMENTS numbers
+    (``per_column`` each, at least one column per chunk): bounds the memory of the per-column
+    products at large n and d (slices, so that the blocks of a chunk are updated in place)."""
     size = max(1, CHUNK_ELEMENTS // max(per_column, 1))
-    return [torch.arange(start, min(start + size, J)) for start in range(0, J, size)]
+    return [slice(start, min(start + size, J)) for start in range(0, J, size)]
 
 
 def _factor_delta(structure: Structure, Bcol, K):
@@ -220,17 +221,20 @@ def _factor_delta(structure: Structure, Bcol, K):
 
 def memory_needed(n: int, d: int, n_patterns: int, robust: bool, element_size: int = 8) -> int:
     """Bytes the Newton systems hold at their peak, about, for n samples, dimension d and
-    ``n_patterns`` patterns kept (measured peaks on CPU: 3.1 GiB at n = 4,000, d = 1,024, 16 patterns,
-    eps = 0, estimated 3.2; 0.7 GiB at n = 600, d = 147, 36 patterns, eps > 0, estimated 0.9): eight
-    (J, d+1, d+1) arrays per column (Nesterov-Todd scalings, B_j and its factor), the per-sample rows,
-    and the Woodbury matrix of order n plus two chunks (eps = 0) or K and its factor of order P d
-    (``robust``: eps > 0). The dense fallback is not counted (see :func:`dense_affordable`)."""
+    ``n_patterns`` patterns kept: the (J, d, d) blocks B_j and their factors (three such arrays with
+    eps = 0, counting the copy of a regularised retry; four with eps > 0, where the delta reduction
+    adds the harmonic means), four chunks of the per-column products, the per-sample rows, and the
+    Woodbury matrix of order n (eps = 0) or K and its factor of order P d (``robust``: eps > 0).
+    The Nesterov-Todd scalings are vectors (:class:`.cones.NTScaling`). The dense fallback is not
+    counted (see :func:`dense_affordable`). Measured peaks on CPU, eps = 0: 2.4 GiB at n = 2,000,
+    d = 2,048, 8 patterns (estimate 2.9); 2.1 GiB at n = 4,000, d = 1,024, 16 patterns (2.4);
+    eps > 0: 0.6 GiB at n = 600, d = 147, 36 patterns (1.1)."""
     J = 2 * n_patterns
-    elements = 8 * J * (d + 1) ** 2 + 10 * n * d + 10 * n * J
+    elements = 10 * n * d + 10 * n * J + 4 * min(CHUNK_ELEMENTS, J * n * d)
     if robust:
-        elements += 4 * (n_patterns * d) ** 2
+        elements += 4 * J * d ** 2 + 4 * (n_patterns * d) ** 2
     else:
-        elements += 3 * n ** 2 + 2 * min(CHUNK_ELEMENTS, J * n * d)
+        elements += 3 * J * d ** 2 + 3 * n ** 2
     return elements * element_size
 
 
