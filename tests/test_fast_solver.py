@@ -171,11 +171,12 @@ def test_presolve_drops_trivial_cones_with_a_certificate():
     assert sol.lower_bound == sol.objective
 
 
-@pytest.mark.parametrize("eps, dense, one_column_chunks",
-                         [(0.0, False, False), (0.0, False, True), (0.03, False, False), (0.03, False, True),
-                          (0.03, True, False)],
-                         ids=["woodbury", "woodbury-chunked", "delta-reduction", "delta-chunked", "dense-fallback"])
-def test_newton_system_is_solved_exactly(eps, dense, one_column_chunks, monkeypatch):
+@pytest.mark.parametrize("eps, fallback, one_column_chunks",
+                         [(0.0, False, False), (0.0, False, True), (0.0, True, False), (0.0, True, True),
+                          (0.03, False, False), (0.03, False, True), (0.03, True, False)],
+                         ids=["woodbury", "woodbury-chunked", "woodbury-per-column", "woodbury-per-column-chunked",
+                              "delta-reduction", "delta-chunked", "dense-fallback"])
+def test_newton_system_is_solved_exactly(eps, fallback, one_column_chunks, monkeypatch):
     """The structured elimination solves (P + A^T D A + E^T W^-2 E) dx = r, against a dense solve
     (also with the per-column products split into one chunk per column, as at large n and d)."""
     if one_column_chunks:
@@ -193,7 +194,7 @@ def test_newton_system_is_solved_exactly(eps, dense, one_column_chunks, monkeypa
     z_cone[:, 0] *= 1.5
     z_cone[:, 1:] *= torch.rand(z_cone[:, 1:].shape, generator=gen, dtype=torch.float64)
     scaling = NTScaling(cones, z_cone)
-    solve = factor(structure, weights, scaling, dense=dense)
+    solve = factor(structure, weights, scaling, fallback=fallback)
     shapes = [f.shape for f in x.fields()]
     sizes = [f.numel() for f in x.fields()]
 
@@ -226,15 +227,17 @@ def test_program_too_large_for_the_memory_is_refused_clearly(monkeypatch):
         assert solve_fast(program).status == "optimal"
 
 
-def test_dense_fallback_gives_the_same_certified_optimum(monkeypatch):
-    """With the fallback forced on every iteration (residual limit 0) the solve still ends optimal and
-    agrees with the default path within the certified gaps; the info counts those iterations."""
-    program = make_program("hinge", 0.03, True)
+@pytest.mark.parametrize("eps", [0.0, 0.03])
+def test_fallback_gives_the_same_certified_optimum(eps, monkeypatch):
+    """With the stable fallback forced on every iteration (residual limit 0: Woodbury per column for
+    eps = 0, dense for eps > 0) the solve still ends optimal and agrees with the default path within
+    the certified gaps; the info counts those iterations."""
+    program = make_program("hinge", eps, True)
     default = solve_fast(program, tol=TOL)
-    monkeypatch.setattr(iteration, "DENSE_FALLBACK_RESIDUAL", 0.0)
+    monkeypatch.setattr(iteration, "FALLBACK_RESIDUAL", 0.0)
     forced = solve_fast(program, tol=TOL)
     assert default.status == forced.status == "optimal"
-    assert forced.info["dense_fallback_iterations"] == forced.iterations > 0
+    assert forced.info["fallback_iterations"] == forced.iterations > 0
     assert forced.objective >= default.lower_bound - 1e-12 and default.objective >= forced.lower_bound - 1e-12
 
 

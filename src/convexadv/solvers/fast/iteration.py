@@ -17,8 +17,8 @@ interior directions. Every iterate stays strictly feasible, so the returned netw
 nothing to tune.
 
 Newton systems: :mod:`.newton` (exact, by their structure), every direction refined against the
-exact product; an iteration whose refined residual stays above DENSE_FALLBACK_RESIDUAL refactors
-the whole system in U densely (:class:`_NewtonSystem`). Variables and rows: :mod:`.structure`;
+exact product; an iteration whose refined residual stays above FALLBACK_RESIDUAL refactors
+its system in the backward-stable form, without harmonic means (:class:`_NewtonSystem`). Variables and rows: :mod:`.structure`;
 starting point: :mod:`.start`.
 
 Certificate (:mod:`.certificate`). The multipliers z of the constraints give a point of the Lagrange dual of
@@ -46,7 +46,7 @@ from ...programs import ConvexProgram, ConvexSolution
 from ..presolve import PresolveTimeoutError, cone_margins
 from .certificate import certified_lower_bound
 from .cones import NTScaling, cone_det, cone_step, jordan, jordan_solve, ratio_step
-from .newton import available_memory, dense_affordable, factor, memory_needed, newton_product
+from .newton import available_memory, fallback_affordable, factor, memory_needed, newton_product
 from .start import start_point
 from .structure import ROWS, Point, Structure
 
@@ -58,8 +58,8 @@ TO_BOUNDARY = 0.99
 REFINEMENTS = 2
 #: a step shorter than this means the Newton systems are exhausted (status "stalled")
 MIN_STEP = 1e-6
-#: a refined Newton direction with a larger relative residual makes the iteration refactor densely
-DENSE_FALLBACK_RESIDUAL = 1e-6
+#: a refined Newton direction with a larger relative residual makes the iteration refactor in the stable form
+FALLBACK_RESIDUAL = 1e-6
 #: the iterations drive the mean complementarity s^T z / degree down to this fraction of tol * |objective|
 TARGET_FRACTION = 0.05
 
@@ -111,8 +111,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     see :func:`internal_units`): an exactly equivalent program, so the iterations do not depend on
     the data's units. The returned point is strictly feasible for (8) / (11) (every iterate is), so
     ``max_violation`` is zero up to rounding. ``info`` holds the gap, the number of iterations, the
-    number of patterns the presolve kept, the internal units and ``dense_fallback_iterations``
-    (iterations whose Newton system was refactored densely for accuracy, see :class:`_NewtonSystem`).
+    number of patterns the presolve kept, the internal units and ``fallback_iterations``
+    (iterations whose Newton system was refactored in the stable form for accuracy, see :class:`_NewtonSystem`).
     Status "stalled" means rounding errors stopped progress before the gap was reached (the best point and bound are still valid).
     Raises MemoryError, before any iteration (for eps = 0 before the presolve), when the Newton
     systems (:func:`.newton.memory_needed`) would not fit in the device's free memory.
@@ -164,7 +164,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     if warm_start is not None:
         previous = np.hstack([warm_start.V[:, keep], warm_start.W[:, keep]]) * (s / s_y)
     x = start_point(structure, interior[:, keep], previous)
-    status, lower_bound, iterations, dense_iterations = "iteration_limit", -math.inf, 0, 0
+    status, lower_bound, iterations, fallback_count = "iteration_limit", -math.inf, 0, 0
     best_U, best_objective = None, math.inf
     last_duration = 0.0
 
@@ -208,8 +208,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
             if step is None or step[3] < MIN_STEP:  # rounding errors dominate the Newton systems
                 status = "stalled"
                 break
-            x, z, z_cone, _, used_dense = step
-            dense_iterations += used_dense
+            x, z, z_cone, _, used_fallback = step
+            fallback_count += used_fallback
             rows, cones = structure.rows(x), structure.cones(x)
             iterations += 1
             bar.update(1)
@@ -217,7 +217,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
         bar.close()
     V, W = best_U[:, : program.n_patterns], best_U[:, program.n_patterns:]
     info.update(absolute_gap=gap, relative_gap=gap / max(abs(best_objective), 1e-300),
-                dense_fallback_iterations=dense_iterations,
+                fallback_iterations=fallback_count,
                 message=f"{status} after {iterations} iterations (gap {gap:.2e}, target {tol_abs:.0e} * "
                         f"{f_zero:.3g} + {tol:.0e} * |objective|)")
     return _solution(program, V, W, best_objective, lower_bound, status, iterations, start_time, info)
@@ -291,28 +291,34 @@ def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone,
     a_p, a_d = (TO_BOUNDARY * a for a in max_steps(ds, dz, ds_cone, dz_cone))
     x = x.step(dx, a_p)
     z = {k: z[k] + a_d * dz[k] for k in ROWS}
-    return x, z, z_cone + a_d * dz_cone, min(a_p, a_d), newton.dense
+    return x, z, z_cone + a_d * dz_cone, min(a_p, a_d), newton.fallback
 
 
 class _NewtonSystem:
     """The Newton system of one iteration: factored by its structure (:func:`.newton.factor`), every
     direction refined against the exact matrix-vector product. Where that leaves a relative residual
-    above DENSE_FALLBACK_RESIDUAL (the delta reduction loses accuracy late in some solves) and the
-    whole matrix in U is affordable, it is refactored densely for the rest of the iteration."""
+    above FALLBACK_RESIDUAL (the harmonic means of B_V and B_W lose accuracy late in some solves)
+    and :func:`.newton.fallback_affordable` allows, it is refactored in the backward-stable form for
+    the rest of the iteration (eps = 0: Woodbury over the 2P columns; eps > 0: one dense Cholesky in U)."""
 
     def __init__(self, structure: Structure, w: dict, scaling: NTScaling):
         self.structure, self.w, self.scaling = structure, w, scaling
-        self.dense = False
-        self._solve = factor(structure, w, scaling)
+        self.fallback = False
+        try:
+            self._solve = factor(structure, w, scaling)
+        except torch.linalg.LinAlgError:  # a harmonic mean not numerically positive definite
+            if not fallback_affordable(structure):
+                raise
+            self._solve, self.fallback = factor(structure, w, scaling, fallback=True), True
 
     def solve(self, rhs: Point) -> Point:
         dx, residual = self._refined(rhs)
-        if residual > DENSE_FALLBACK_RESIDUAL and not self.dense and dense_affordable(self.structure):
+        if residual > FALLBACK_RESIDUAL and not self.fallback and fallback_affordable(self.structure):
             try:
-                self._solve = factor(self.structure, self.w, self.scaling, dense=True)
+                self._solve = factor(self.structure, self.w, self.scaling, fallback=True)
             except torch.linalg.LinAlgError:
                 return dx
-            self.dense = True
+            self.fallback = True
             dx, residual = self._refined(rhs)
         return dx
 

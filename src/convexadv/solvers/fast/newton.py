@@ -6,10 +6,10 @@ written as sums of positive terms so that nothing cancels); what remains is a sy
     [[B_V + K, -K], [-K, B_W + K]]
 
 with one d x d block B_j per column and K the per-sample part in delta = V - W (P' d x P' d).
-eps = 0: K has rank n and the Woodbury identity over the 2P' blocks needs one n x n
-factorisation; eps > 0: an exact reduction to delta and one dense Cholesky of order P'd (the
-harmonic means of B_V and B_W carry the rest), or, as a fallback where that loses accuracy, one
-dense Cholesky of the whole system (order 2P'd). [D_1 X ... D_P X] is never formed: every product
+eps = 0: K has rank n and the Woodbury identity needs one n x n factorisation, summed over the P'
+patterns through the harmonic means of B_V and B_W (or, as a fallback where those lose accuracy,
+over the 2P' columns); eps > 0: an exact reduction to delta and one dense Cholesky of order P'd (the
+harmonic means carry the rest), or, as a fallback, one dense Cholesky of the whole system (order 2P'd). [D_1 X ... D_P X] is never formed: every product
 is a masked GEMM. :func:`newton_product` applies the same matrix exactly, for iterative refinement.
 """
 
@@ -35,11 +35,11 @@ def newton_product(structure: Structure, w: dict, scaling: NTScaling, dx: Point)
         scaling.apply_inverse_squared(structure.cones(dx)))
 
 
-def factor(structure: Structure, w: dict, scaling: NTScaling, *, dense: bool = False):
+def factor(structure: Structure, w: dict, scaling: NTScaling, *, fallback: bool = False):
     """Factor the Newton matrix  P + A^T diag(w) A + E^T W^-2 E  (A: the rows, E: the cones, W the
     Nesterov-Todd scaling ``scaling``) and return a function solving it for a right-hand side given
-    as a :class:`Point` (``dense``: the system in U by one Cholesky of order 2 P d, see
-    :func:`dense_affordable`)."""
+    as a :class:`Point`. ``fallback``: the backward-stable form, without the harmonic means of
+    :func:`_harmonic_means`, for iterations where they lose accuracy (see :func:`fallback_affordable`)."""
     n, d, dp, P, J = structure.n, structure.d, structure.dp, structure.P, structure.J
     eps = structure.eps
     # --- per sample: rows R (n, 2), a - g (cm), a + g (cp) ---
@@ -105,7 +105,7 @@ def factor(structure: Structure, w: dict, scaling: NTScaling, *, dense: bool = F
     def solve_bb(r):  # H_bb^-1 r for r (d', J)
         return iota_c * r - theta_c[None, :] * (iota_c * r).sum(dim=0, keepdim=True) * iota_c
 
-    solve_U = _factor_reduced(structure, Bcol, E, phi, C11, C12, C22, dense)
+    solve_U = _factor_reduced(structure, Bcol, E, phi, C11, C12, C22, fallback)
 
     def solve(r: Point) -> Point:
         # per sample: reduce the right-hand side to (yhat, g) space
@@ -132,36 +132,48 @@ def factor(structure: Structure, w: dict, scaling: NTScaling, *, dense: bool = F
     return solve
 
 
-def _factor_reduced(structure: Structure, Bcol, E, phi, C11, C12, C22, dense: bool):
+def _factor_reduced(structure: Structure, Bcol, E, phi, C11, C12, C22, fallback: bool):
     """Factor blockdiag(B_j) + [I; -I] K [I, -I] (the Newton matrix in U) and return its solver:
-    eps = 0 by Woodbury (:func:`_factor_woodbury`), eps > 0 by the reduction to delta = V - W
-    (:func:`_factor_delta`) or, with ``dense``, by one Cholesky of the whole matrix (:func:`_factor_dense`)."""
+    eps = 0 by Woodbury (:func:`_factor_woodbury`: over the P patterns, or with ``fallback`` over
+    the 2P columns), eps > 0 by the reduction to delta = V - W (:func:`_factor_delta`) or, with
+    ``fallback``, by one Cholesky of the whole matrix (:func:`_factor_dense`)."""
     if structure.dp == 0:
-        return _factor_woodbury(structure, Bcol, C11)
-    if dense:
+        return _factor_woodbury(structure, Bcol, C11, per_column=fallback)
+    if fallback:
         return _factor_dense(structure, Bcol, _dense_sample_hessian(structure, E, phi, C11, C12, C22))
     return _factor_delta(structure, Bcol, _dense_sample_hessian(structure, E, phi, C11, C12, C22))
 
 
-def _factor_woodbury(structure: Structure, Bcol, C11):
+def _factor_woodbury(structure: Structure, Bcol, C11, per_column: bool = False):
     """eps = 0: K = F^T diag(C11) F has rank n (row k of F: M_k (x) x_k), so the Woodbury identity
     over all 2P columns needs only the d x d blocks B_j and one n x n factorisation of
 
-        I + sum_j G_j B_j^-1 G_j^T,   G_j = diag(C11^1/2 M_j) X  (n x d, pattern j of column j),
+        I + sum_i G_i (B_Vi^-1 + B_Wi^-1) G_i^T,   G_i = diag(C11^1/2 M_i) X  (n x d, pattern i):
 
-    accumulated over chunks of columns as Z_j^T Z_j, Z_j = L_j^-1 G_j^T. The n x 2Pd matrix
-    [G_1 ... G_2P] and its product with B^-1 are never stored: each solve applies them column by
-    column (memory O(P d^2 + n^2 + n d) at any n)."""
+    columns v_i and w_i enter F with opposite signs and the same rows, so each pattern contributes
+    once, through the harmonic mean S_i = (B_Vi^-1 + B_Wi^-1)^-1 of :func:`_harmonic_means` (half
+    the operations), accumulated as Z_i^T Z_i, Z_i = L_Si^-1 G_i^T. With ``per_column`` (the
+    fallback: late in some solves S_i loses accuracy where B_Vi and B_Wi are far apart) the sum runs
+    over the 2P columns instead, Z_j = L_j^-1 G_j^T. Both are accumulated over chunks; the n x 2Pd
+    matrix [G_1 ... G_2P] and its product with B^-1 are never stored: each solve applies them column
+    by column (memory O(P d^2 + n^2 + n d) at any n)."""
     P, d, J, n = structure.P, structure.d, structure.J, structure.n
     L = cholesky(Bcol)  # (J, d, d)
     root = C11.clamp(min=0).sqrt()
-    weights = root[:, None] * structure.M  # (n, P): row weights of G_j (column j of V or W: pattern j mod P)
-    column_weights = weights.T.repeat(2, 1)  # (J, n)
+    weights = root[:, None] * structure.M  # (n, P): row weights of G_i
     small = structure.X.new_zeros(n, n)
-    for cols in column_chunks(J, n * d):
-        G_T = structure.X.T[None, :, :] * column_weights[cols, None, :]  # (c, d, n)
-        Z = torch.linalg.solve_triangular(L[cols], G_T, upper=False)
-        small += torch.einsum("jai,jak->ik", Z, Z)
+    if per_column:
+        column_weights = weights.T.repeat(2, 1)  # (J, n): column j of V or W has pattern j mod P
+        for cols in column_chunks(J, n * d):
+            Z = torch.linalg.solve_triangular(L[cols], structure.X.T[None, :, :] * column_weights[cols, None, :],
+                                              upper=False)
+            small += torch.einsum("jai,jak->ik", Z, Z)
+    else:
+        for pats in column_chunks(P, 2 * n * d + 5 * d * d):
+            _, harmonic = _harmonic_means(Bcol[pats], Bcol[P + pats.start:P + pats.stop])
+            Z = torch.linalg.solve_triangular(cholesky(harmonic), structure.X.T[None, :, :] * weights.T[pats, None, :],
+                                              upper=False)
+            small += torch.einsum("jai,jak->ik", Z, Z)
     small = 0.5 * (small + small.T)
     small.diagonal().add_(1.0)
     L_small = cholesky(small)
@@ -175,6 +187,17 @@ def _factor_woodbury(structure: Structure, Bcol, C11):
         return (y0 - cholesky_solve(L, Gt_t[:, :, None])[:, :, 0]).T
 
     return solve
+
+
+def _harmonic_means(B_V, B_W):
+    """(L_T, S) per pattern: L_T the Cholesky factor of T = B_V + B_W and S = B_V T^-1 B_W =
+    (B_V^-1 + B_W^-1)^-1, formed as Y_V^T Y_W with Y = L_T^-1 B (no inverse of a B and no
+    subtraction) and symmetrised."""
+    L_T = cholesky(B_V + B_W)
+    Y_V = torch.linalg.solve_triangular(L_T, B_V, upper=False)
+    Y_W = torch.linalg.solve_triangular(L_T, B_W, upper=False)
+    harmonic = Y_V.mT @ Y_W
+    return L_T, 0.5 * (harmonic + harmonic.mT)
 
 
 def column_chunks(J: int, per_column: int) -> list[slice]:
@@ -191,21 +214,17 @@ def _factor_delta(structure: Structure, Bcol, K):
 
         (S + K) delta = B_W T^-1 r_V - B_V T^-1 r_W,   S = B_V T^-1 B_W,  T = B_V + B_W
 
-    per pattern (S is the harmonic mean of B_V and B_W, formed as Y_V^T Y_W with Y = L_T^-1 B:
-    no inverse of a B and no subtraction), then V = T^-1 (r_V + r_W + B_W delta) and
+    per pattern (S the harmonic mean of B_V and B_W, :func:`_harmonic_means`), then V = T^-1 (r_V + r_W + B_W delta) and
     W = T^-1 (r_V + r_W - B_V delta) (V - W = delta; K delta, which can be a difference of large
     terms, is never formed). One dense Cholesky of order P d (not 2 P d: 8 times fewer operations,
     4 times less memory). Late in some solves S loses accuracy where B_V and B_W are far apart;
-    the iteration then falls back to :func:`_factor_dense` (see DENSE_FALLBACK_RESIDUAL)."""
+    the iteration then falls back to :func:`_factor_dense` (see FALLBACK_RESIDUAL in :mod:`.iteration`)."""
     P, d = structure.P, structure.d
     m = P * d
     B_V, B_W = Bcol[:P], Bcol[P:]
-    L_T = cholesky(B_V + B_W)
-    Y_V = torch.linalg.solve_triangular(L_T, B_V, upper=False)
-    Y_W = torch.linalg.solve_triangular(L_T, B_W, upper=False)
-    harmonic = Y_V.mT @ Y_W
+    L_T, harmonic = _harmonic_means(B_V, B_W)
     idx = torch.arange(P)
-    K[idx, :, idx, :] += 0.5 * (harmonic + harmonic.mT)
+    K[idx, :, idx, :] += harmonic
     L_delta = cholesky(K.reshape(m, m))
 
     def solve(rhs):
@@ -225,10 +244,10 @@ def memory_needed(n: int, d: int, n_patterns: int, robust: bool, element_size: i
     eps = 0, counting the copy of a regularised retry; four with eps > 0, where the delta reduction
     adds the harmonic means), four chunks of the per-column products, the per-sample rows, and the
     Woodbury matrix of order n (eps = 0) or K and its factor of order P d (``robust``: eps > 0).
-    The Nesterov-Todd scalings are vectors (:class:`.cones.NTScaling`). The dense fallback is not
-    counted (see :func:`dense_affordable`). Measured peaks on CPU, eps = 0: 2.4 GiB at n = 2,000,
-    d = 2,048, 8 patterns (estimate 2.9); 2.1 GiB at n = 4,000, d = 1,024, 16 patterns (2.4);
-    eps > 0: 0.6 GiB at n = 600, d = 147, 36 patterns (1.1)."""
+    The Nesterov-Todd scalings are vectors (:class:`.cones.NTScaling`). The dense fallback of
+    eps > 0 is not counted (see :func:`fallback_affordable`). Measured peaks on CPU, eps = 0: 1.8 GiB at n = 2,000,
+    d = 2,048, 8 patterns (estimate 2.9); 1.5 GiB at n = 4,000, d = 1,024, 16 patterns (2.4); 14.2 GiB
+    at n = 10,000, d = 3,072, 36 patterns (20.8); eps > 0: 0.6 GiB at n = 600, d = 147, 36 patterns (1.1)."""
     J = 2 * n_patterns
     elements = 10 * n * d + 10 * n * J + 4 * min(CHUNK_ELEMENTS, J * n * d)
     if robust:
@@ -253,10 +272,11 @@ def available_memory(device: torch.device) -> int | None:
     return None
 
 
-def dense_affordable(structure: Structure) -> bool:
-    """Whether the whole Newton matrix in U (order 2 P d) may be factored densely: eps > 0 and
-    order <= DENSE_FALLBACK_MAX_ORDER."""
-    return structure.dp > 0 and structure.J * structure.d <= DENSE_FALLBACK_MAX_ORDER
+def fallback_affordable(structure: Structure) -> bool:
+    """Whether :func:`factor` may be called with ``fallback``: always with eps = 0 (the per-column
+    Woodbury sum needs no more memory); with eps > 0 (one dense Cholesky of order 2 P d) while that
+    order is at most DENSE_FALLBACK_MAX_ORDER."""
+    return structure.dp == 0 or structure.J * structure.d <= DENSE_FALLBACK_MAX_ORDER
 
 
 def _factor_dense(structure: Structure, Bcol, K):
