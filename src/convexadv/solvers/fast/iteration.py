@@ -18,8 +18,8 @@ nothing to tune.
 
 Newton systems: :mod:`.newton` (exact, by their structure), every direction refined against the
 exact product; an iteration whose refined residual stays above FALLBACK_RESIDUAL refactors
-its system in the backward-stable form, without harmonic means (:class:`_NewtonSystem`). Variables and rows: :mod:`.structure`;
-starting point: :mod:`.start`.
+its system in the backward-stable form, without harmonic means (:class:`_NewtonSystem`).
+Variables and rows: :mod:`.structure`; starting point: :mod:`.start`.
 
 Certificate (:mod:`.certificate`). The multipliers z of the constraints give a point of the Lagrange dual of
 (8) / (15) / (18); it is projected onto the simple dual constraints and scaled until every

@@ -9,8 +9,8 @@ with one d x d block B_j per column and K the per-sample part in delta = V - W (
 eps = 0: K has rank n and the Woodbury identity needs one n x n factorisation, summed over the P'
 patterns through the harmonic means of B_V and B_W (or, as a fallback where those lose accuracy,
 over the 2P' columns); eps > 0: an exact reduction to delta and one dense Cholesky of order P'd (the
-harmonic means carry the rest), or, as a fallback, one dense Cholesky of the whole system (order 2P'd). [D_1 X ... D_P X] is never formed: every product
-is a masked GEMM. :func:`newton_product` applies the same matrix exactly, for iterative refinement.
+harmonic means carry the rest), or, as a fallback, one dense Cholesky of the whole system
+(order 2P'd). [D_1 X ... D_P X] is never formed: every product is a masked GEMM. :func:`newton_product` applies the same matrix exactly, for iterative refinement.
 """
 
 from __future__ import annotations
@@ -214,7 +214,8 @@ def _factor_delta(structure: Structure, Bcol, K):
 
         (S + K) delta = B_W T^-1 r_V - B_V T^-1 r_W,   S = B_V T^-1 B_W,  T = B_V + B_W
 
-    per pattern (S the harmonic mean of B_V and B_W, :func:`_harmonic_means`), then V = T^-1 (r_V + r_W + B_W delta) and
+    per pattern (S the harmonic mean of B_V and B_W, :func:`_harmonic_means`), then
+    V = T^-1 (r_V + r_W + B_W delta) and
     W = T^-1 (r_V + r_W - B_V delta) (V - W = delta; K delta, which can be a difference of large
     terms, is never formed). One dense Cholesky of order P d (not 2 P d: 8 times fewer operations,
     4 times less memory). Late in some solves S loses accuracy where B_V and B_W are far apart;
