@@ -22,6 +22,11 @@ def jordan_solve(lam, v):
     return torch.cat([u0[:, None], u1], dim=1)
 
 
+def reflect(x):
+    """J x with J = diag(1, -1, ..., -1): the reflection that leaves the cone's axis fixed."""
+    return torch.cat([x[:, :1], -x[:, 1:]], dim=1)
+
+
 def cone_det(x):
     """x_0^2 - ||x_1||^2, computed as a product to keep its relative accuracy near the boundary."""
     norm1 = torch.linalg.norm(x[:, 1:], dim=1)
@@ -70,28 +75,22 @@ class NTScaling:
         sd, zd = cone_det(s), cone_det(z)
         s_bar, z_bar = s / sd.sqrt()[:, None], z / zd.sqrt()[:, None]
         gamma = ((1 + (z_bar * s_bar).sum(dim=1)) / 2).sqrt()
-        J_zbar = torch.cat([z_bar[:, :1], -z_bar[:, 1:]], dim=1)
-        w_bar = (s_bar + J_zbar) / (2 * gamma[:, None])  # the scaling point, P(w_bar) z_bar = s_bar
+        w_bar = (s_bar + reflect(z_bar)) / (2 * gamma[:, None])  # the scaling point, P(w_bar) z_bar = s_bar
         self.eta = (sd / zd) ** 0.25
         # its square root in the Jordan algebra: W = eta P(v) = eta (2 v v^T - J), v^T J v = 1
         v = w_bar.clone()
         v[:, 0] += 1
         self.v = v / (2 * (w_bar[:, :1] + 1)).sqrt()
-        self.q = torch.cat([self.v[:, :1], -self.v[:, 1:]], dim=1)  # J v
+        self.q = reflect(self.v)
         self.lam = self.apply(z)
-
-    @staticmethod
-    def _reflect(x):
-        """J x."""
-        return torch.cat([x[:, :1], -x[:, 1:]], dim=1)
 
     def apply(self, x):
         """W x, one cone per row."""
-        return self.eta[:, None] * (2 * self.v * (self.v * x).sum(dim=1, keepdim=True) - self._reflect(x))
+        return self.eta[:, None] * (2 * self.v * (self.v * x).sum(dim=1, keepdim=True) - reflect(x))
 
     def apply_inverse(self, x):
         """W^-1 x, one cone per row."""
-        return (2 * self.q * (self.q * x).sum(dim=1, keepdim=True) - self._reflect(x)) / self.eta[:, None]
+        return (2 * self.q * (self.q * x).sum(dim=1, keepdim=True) - reflect(x)) / self.eta[:, None]
 
     def apply_inverse_squared(self, x):
         """W^-2 x, one cone per row (the cones' block of the Newton matrix)."""

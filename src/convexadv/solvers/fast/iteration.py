@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from ...programs import ConvexProgram, ConvexSolution
 from ..presolve import PresolveTimeoutError, cone_margins
 from .certificate import certified_lower_bound
-from .cones import NTScaling, cone_det, cone_step, jordan, jordan_solve, ratio_step
+from .cones import NTScaling, cone_det, cone_step, jordan, jordan_solve, ratio_step, reflect
 from .newton import available_memory, fallback_affordable, factor, memory_needed, newton_product
 from .start import start_point
 from .structure import ROWS, Point, Structure
@@ -176,7 +176,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
         cones = structure.cones(x)
         mu0 = max(structure.objective_f0(x), 1e-12) / structure.n
         z = {key: mu0 / slack for key, slack in rows.items()}
-        z_cone = mu0 * torch.cat([cones[:, :1], -cones[:, 1:]], dim=1) / cone_det(cones)[:, None]
+        z_cone = mu0 * reflect(cones) / cone_det(cones)[:, None]
         bar = tqdm(total=max_iter, desc=f"interior point {program.equation}", unit="it", disable=not progress,
                    leave=False)
         while True:

@@ -161,19 +161,17 @@ def _factor_woodbury(structure: Structure, Bcol, C11, per_column: bool = False):
     L = cholesky(Bcol)  # (J, d, d)
     root = C11.clamp(min=0).sqrt()
     weights = root[:, None] * structure.M  # (n, P): row weights of G_i
+    if per_column:  # (factor, row weights) per chunk of columns; column j of V or W has pattern j mod P
+        column_weights = weights.T.repeat(2, 1)  # (J, n)
+        chunks = ((L[cols], column_weights[cols]) for cols in column_chunks(J, n * d))
+    else:  # per chunk of patterns: the factor of S_i
+        chunks = ((cholesky(_harmonic_means(Bcol[pats], Bcol[P + pats.start:P + pats.stop])[1]), weights.T[pats])
+                  for pats in column_chunks(P, 2 * n * d + 5 * d * d))
     small = structure.X.new_zeros(n, n)
-    if per_column:
-        column_weights = weights.T.repeat(2, 1)  # (J, n): column j of V or W has pattern j mod P
-        for cols in column_chunks(J, n * d):
-            Z = torch.linalg.solve_triangular(L[cols], structure.X.T[None, :, :] * column_weights[cols, None, :],
-                                              upper=False)
-            small += torch.einsum("jai,jak->ik", Z, Z)
-    else:
-        for pats in column_chunks(P, 2 * n * d + 5 * d * d):
-            _, harmonic = _harmonic_means(Bcol[pats], Bcol[P + pats.start:P + pats.stop])
-            Z = torch.linalg.solve_triangular(cholesky(harmonic), structure.X.T[None, :, :] * weights.T[pats, None, :],
-                                              upper=False)
-            small += torch.einsum("jai,jak->ik", Z, Z)
+    for chunk_factor, chunk_weights in chunks:
+        Z = torch.linalg.solve_triangular(chunk_factor, structure.X.T[None, :, :] * chunk_weights[:, None, :],
+                                          upper=False)
+        small += torch.einsum("jai,jak->ik", Z, Z)
     small = 0.5 * (small + small.T)
     small.diagonal().add_(1.0)
     L_small = cholesky(small)
