@@ -27,6 +27,13 @@ def reflect(x):
     return torch.cat([x[:, :1], -x[:, 1:]], dim=1)
 
 
+def cone_identity(like):
+    """e = (1, 0, ..., 0) per row, the identity of the Jordan product, shaped and typed like ``like``."""
+    e = torch.zeros_like(like)
+    e[:, 0] = 1
+    return e
+
+
 def cone_det(x):
     """x_0^2 - ||x_1||^2, computed as a product to keep its relative accuracy near the boundary."""
     norm1 = torch.linalg.norm(x[:, 1:], dim=1)
@@ -98,9 +105,7 @@ class NTScaling:
 
     def inverse_squared_first_column(self):
         """W^-2 e_0 (J, q): its entry 0 is the (tau, tau) curvature, the rest the (u, tau) coupling."""
-        e0 = torch.zeros_like(self.v)
-        e0[:, 0] = 1
-        return self.apply_inverse_squared(e0)
+        return self.apply_inverse_squared(cone_identity(self.v))
 
     def schur(self):
         """The Schur complement of W^-2 on its trailing block (u), (J, d, d), a fresh array:

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from ...programs import ConvexProgram, ConvexSolution
 from ..presolve import PresolveTimeoutError, cone_margins
 from .certificate import certified_lower_bound
-from .cones import NTScaling, cone_det, cone_step, jordan, jordan_solve, ratio_step, reflect
+from .cones import NTScaling, cone_det, cone_identity, cone_step, jordan, jordan_solve, ratio_step, reflect
 from .newton import available_memory, fallback_affordable, factor, memory_needed, newton_product
 from .start import start_point
 from .structure import ROWS, Point, Structure
@@ -113,7 +113,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     ``max_violation`` is zero up to rounding. ``info`` holds the gap, the number of iterations, the
     number of patterns the presolve kept, the internal units and ``fallback_iterations``
     (iterations whose Newton system was refactored in the stable form for accuracy, see :class:`_NewtonSystem`).
-    Status "stalled" means rounding errors stopped progress before the gap was reached (the best point and bound are still valid).
+    Status "stalled" means rounding errors stopped progress before the gap was reached (the best point
+    and bound are still valid).
     Raises MemoryError, before any iteration (for eps = 0 before the presolve), when the Newton
     systems (:func:`.newton.memory_needed`) would not fit in the device's free memory.
     """
@@ -281,12 +282,10 @@ def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone,
                                    z_cone + a_d * dz_cone)
     sigma = min(1.0, max((mu_aff / mu) ** 3, mu_floor / mu))
     # corrector: centring plus the second-order term of the predictor
-    e = torch.zeros_like(lam)
-    e[:, 0] = 1
     scaled_ds = scaling.apply_inverse(ds_cone)
     scaled_dz = scaling.apply(dz_cone)
     rc = {k: -rows[k] * z[k] - ds[k] * dz[k] + sigma * mu for k in ROWS}
-    rc_cone = -jordan(lam, lam) - jordan(scaled_ds, scaled_dz) + sigma * mu * e
+    rc_cone = -jordan(lam, lam) - jordan(scaled_ds, scaled_dz) + sigma * mu * cone_identity(lam)
     dx, ds, dz, ds_cone, dz_cone = direction(rc, rc_cone)
     a_p, a_d = (TO_BOUNDARY * a for a in max_steps(ds, dz, ds_cone, dz_cone))
     x = x.step(dx, a_p)

@@ -10,7 +10,8 @@ eps = 0: K has rank n and the Woodbury identity needs one n x n factorisation, s
 patterns through the harmonic means of B_V and B_W (or, as a fallback where those lose accuracy,
 over the 2P' columns); eps > 0: an exact reduction to delta and one dense Cholesky of order P'd (the
 harmonic means carry the rest), or, as a fallback, one dense Cholesky of the whole system
-(order 2P'd). [D_1 X ... D_P X] is never formed: every product is a masked GEMM. :func:`newton_product` applies the same matrix exactly, for iterative refinement.
+(order 2P'd). [D_1 X ... D_P X] is never formed: every product is a masked GEMM.
+:func:`newton_product` applies the same matrix exactly, for iterative refinement.
 """
 
 from __future__ import annotations
