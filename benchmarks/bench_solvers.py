@@ -1,7 +1,8 @@
 """Benchmark the fast interior-point solver against cvxpy + Clarabel / SCS / MOSEK and GD-PGD.
 
 Every solver sees the same instances with the same sampled patterns: the adversarial hinge
-program (15) with eps = 10 on the 0-255 pixel scale and beta = 1e-4 (section VII-D), on the
+program (15) with eps = 10 on the 0-255 pixel scale (``--eps``; 0 gives Algorithm 1's program (8))
+and beta = 1e-4 (section VII-D), on the
 CIFAR-10 pair downsampled to s x s x 3 (d = 12, 48, 147, 3072 for s = 2, 4, 7, 32): from
 n = 100, d = 12 up to the paper's n = 600, d = 147, P_s = 36, then the whole two-class training
 set, n = 10,000, with d = 147 and d = 3,072 (fast solver alone: an interior-point solve through
@@ -54,7 +55,7 @@ CVXPY_SOLVERS = ("clarabel", "clarabel-plain", "scs", "mosek")
 CVXPY_MAX_ND = 600 * 147
 #: GD-PGD (200 epochs, 40-step PGD per batch) is skipped above this n * d (it would take about an hour)
 GD_MAX_ND = 10_000 * 147
-EPS, BETA = 10.0, 1e-4
+BETA = 1e-4
 
 
 def pixel_data(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,12 +105,12 @@ def run_fast(program, args):
             "iterations": sol.iterations, "patterns_kept": sol.info["patterns_kept"]}
 
 
-def run_gd(X, y):
+def run_gd(X, y, eps):
     from convexadv.baselines import train_gd
 
     start = time.perf_counter()
     # the settings of config.yaml's cifar.gd: Adam, 200 epochs of batches of 60, 40 PGD steps of eps / 30
-    train_gd(X, y, method="pgd", eps=EPS, width=72, beta=BETA, loss="hinge", epochs=200, batch_size=60,
+    train_gd(X, y, method="pgd", eps=eps, width=72, beta=BETA, loss="hinge", epochs=200, batch_size=60,
              lr=1e-3, pgd_steps=40, seed=0)
     return {"status": "trained", "time": time.perf_counter() - start}
 
@@ -124,12 +125,16 @@ def main(argv=None):
     parser.add_argument("--tol", type=float, default=1e-4, help="certified relative gap of the fast solver")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds, fast solver")
     parser.add_argument("--device", default="cpu", help="torch device of the fast solver (cpu, cuda)")
+    parser.add_argument("--eps", type=float, default=10.0,
+                        help="perturbation radius on the 0-255 scale (0: Algorithm 1, program (8))")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patterns", default="",
                         help="comma list of P_s: run the pattern sweep (n = 600, d = 147, robust sampler) instead")
     parser.add_argument("--peer-limit", type=float, default=900.0,
                         help="seconds: a cvxpy peer is not run for larger P_s once it took longer (pattern sweep)")
     args = parser.parse_args(argv)
+    if not args.eps >= 0:
+        parser.error(f"--eps must be >= 0, got {args.eps}")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     solvers = [s.strip().lower() for s in args.solvers.split(",") if s.strip()]
     unknown = set(solvers) - {"fast", "gd", *CVXPY_SOLVERS}
@@ -143,8 +148,8 @@ def main(argv=None):
     rows = []
     for n, d, P in SIZES[args.sizes]:
         X, y, source = load_data(args.data, n, d, args.seed)
-        patterns = sample_patterns(X, P, eps=EPS, rng=args.seed + 1, sampler="paper")
-        program = ConvexProgram.from_data(X, y, patterns, loss="hinge", eps=EPS, beta=BETA)
+        patterns = sample_patterns(X, P, eps=args.eps, rng=args.seed + 1, sampler="paper")
+        program = ConvexProgram.from_data(X, y, patterns, loss="hinge", eps=args.eps, beta=BETA)
         results = {}
         for name in solvers:
             if (name in CVXPY_SOLVERS and n * d > CVXPY_MAX_ND) or (name == "gd" and n * d > GD_MAX_ND):
@@ -152,7 +157,7 @@ def main(argv=None):
             if name == "fast":
                 results[name] = run_fast(program, args)
             elif name == "gd":
-                results[name] = run_gd(X, y)
+                results[name] = run_gd(X, y, args.eps)
             else:
                 results[name] = run_cvxpy(program, name)
         reference = results.get("clarabel", {}).get("objective")
@@ -160,7 +165,7 @@ def main(argv=None):
         for name, r in results.items():
             obj = r.get("objective", np.nan)
             rows.append({
-                "n": n, "d": d, "P": program.n_patterns, "data": source, "solver": name,
+                "n": n, "d": d, "P": program.n_patterns, "eps": args.eps, "data": source, "solver": name,
                 "device": args.device if name == "fast" else "cpu", "status": r["status"], "time_s": r["time"],
                 "objective": obj, "lower_bound": r.get("lower_bound", np.nan), "certified_gap": r.get("gap", np.nan),
                 "rel_obj_diff_vs_clarabel": (obj - reference) / abs(reference) if reference else np.nan,
@@ -172,7 +177,7 @@ def main(argv=None):
 
     _write_csv(rows, os.path.join(args.out_dir, "bench_solvers.csv"))
     _markdown(rows, os.path.join(args.out_dir, "bench_solvers.md"))
-    _plot(rows, os.path.join(args.out_dir, "bench_solvers.png"))
+    _plot(rows, args.eps, os.path.join(args.out_dir, "bench_solvers.png"))
 
 
 def pattern_sweep(args, solvers, pattern_counts):
@@ -180,10 +185,10 @@ def pattern_sweep(args, solvers, pattern_counts):
     n, d = 600, 147
     X, y, source = load_data(args.data, n, d, args.seed)
     rows, slow = [], set()
-    gd_time = run_gd(X, y)["time"] if "gd" in solvers else None
+    gd_time = run_gd(X, y, args.eps)["time"] if "gd" in solvers else None
     for P in pattern_counts:
-        patterns = sample_patterns(X, P, eps=EPS, rng=args.seed + 1, sampler="robust", y=y)
-        program = ConvexProgram.from_data(X, y, patterns, loss="hinge", eps=EPS, beta=BETA)
+        patterns = sample_patterns(X, P, eps=args.eps, rng=args.seed + 1, sampler="robust", y=y)
+        program = ConvexProgram.from_data(X, y, patterns, loss="hinge", eps=args.eps, beta=BETA)
         results = {}
         for name in solvers:
             if name == "fast":
@@ -194,7 +199,8 @@ def pattern_sweep(args, solvers, pattern_counts):
                     slow.add(name)
         fast = results.get("fast", {})
         for name, r in results.items():
-            rows.append({"n": n, "d": d, "P": program.n_patterns, "patterns_kept": fast.get("patterns_kept", np.nan),
+            rows.append({"n": n, "d": d, "P": program.n_patterns, "eps": args.eps,
+                         "patterns_kept": fast.get("patterns_kept", np.nan),
                          "data": source, "solver": name, "status": r["status"], "time_s": r["time"],
                          "objective": r.get("objective", np.nan), "certified_gap": r.get("gap", np.nan),
                          "iterations": r.get("iterations", np.nan),
@@ -202,7 +208,7 @@ def pattern_sweep(args, solvers, pattern_counts):
                          "gd_pgd_time_s": gd_time if gd_time is not None else np.nan})
             print({k: v for k, v in rows[-1].items() if k not in ("n", "d", "data")}, flush=True)
     _write_csv(rows, os.path.join(args.out_dir, "bench_patterns.csv"))
-    _plot_patterns(rows, gd_time, os.path.join(args.out_dir, "bench_patterns.png"))
+    _plot_patterns(rows, gd_time, args.eps, os.path.join(args.out_dir, "bench_patterns.png"))
 
 
 def _write_csv(rows, path):
@@ -237,15 +243,15 @@ def _markdown(rows, path):
         fh.write("\n".join(lines) + "\n")
 
 
-def _plot(rows, path):
+def _plot(rows, eps, path):
     fig, ax = _new_axes()
     for name in sorted({r["solver"] for r in rows}):
         pts = sorted((r["n"] * r["d"], r["time_s"]) for r in rows if r["solver"] == name)
         ax.loglog(*zip(*pts), marker="o", label=name)
-    _save(fig, ax, "n * d", f"adversarial hinge (15), eps={EPS:g}, beta={BETA:g}, P_s <= 36", path)
+    _save(fig, ax, "n * d", f"{_program_name(eps)}, beta={BETA:g}, P_s <= 36", path)
 
 
-def _plot_patterns(rows, gd_time, path):
+def _plot_patterns(rows, gd_time, eps, path):
     """Solve time against surviving patterns P' (log scale), one line per solver, GD-PGD as a line."""
     fig, ax = _new_axes()
     for name in sorted({r["solver"] for r in rows}):
@@ -259,7 +265,12 @@ def _plot_patterns(rows, gd_time, path):
     if gd_time is not None:
         ax.axhline(gd_time, color="grey", linestyle="--", label="GD-PGD training")
     _save(fig, ax, "surviving patterns P' (robust sampler, all survive the presolve)",
-          f"adversarial hinge (15), n=600, d=147, eps={EPS:g}, beta={BETA:g}", path)
+          f"{_program_name(eps)}, n=600, d=147, beta={BETA:g}", path)
+
+
+def _program_name(eps: float) -> str:
+    return f"adversarial hinge (15), eps={eps:g}" if eps > 0 else "hinge (8), Algorithm 1"
+
 
 
 def _new_axes():

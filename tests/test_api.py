@@ -21,6 +21,7 @@ from convexadv import (
     solve_convex,
     train_gd,
 )
+from convexadv.programs import degenerate_reason
 from convexadv.solvers import cvxpy_backend
 
 
@@ -210,3 +211,25 @@ def test_estimator_uses_the_robust_sampler_and_never_fits_a_zero_network():
     assert not hasattr(paper, "network_")
     with pytest.raises(NoRobustPatternError, match="point 7"):
         ConvexReLUClassifier(n_patterns=12, eps=eps, bias=False, solver="clarabel", random_state=0).fit(X, y)
+
+
+def test_a_network_no_better_than_zero_or_constant_is_degenerate():
+    # digits 4 vs 9 (pixels 0-16) at eps = 8 with a bias: the robust optimum is the zero network; the solver
+    # stops within its certified gap of it, just above f(0) = 1, with a nearly constant, one-class network
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    keep = np.isin(digits.target, (4, 9))
+    X, y = digits.data[keep][:250], np.where(digits.target[keep][:250] == 4, 1.0, -1.0)
+    with pytest.raises(DegenerateSolutionError, match="no better than the zero network") as info:
+        ConvexReLUClassifier(n_patterns=8, eps=8.0, solver="fast", random_state=0).fit(X, y)
+    solution = info.value.solution
+    assert solution.lower_bound <= 1.0 <= solution.objective
+    # a bias-only network (every neuron active on every point, weight on the ones column only) is constant
+    program = ConvexProgram.from_data(X, y, np.ones((len(y), 1), bool), loss="hinge", eps=0.0, beta=1e-4, bias=True)
+    V = np.zeros((program.d, 1))
+    V[-1] = 0.5
+    assert "same output 0.5" in degenerate_reason(program, V, np.zeros_like(V))
+    V = program.X.T @ y / len(y)  # along the class difference, small enough that every output is below 1
+    V = (V / np.abs(program.X @ V).max())[:, None]
+    assert program.objective(V, np.zeros_like(V)) < 1 and degenerate_reason(program, V, np.zeros_like(V)) is None

@@ -33,8 +33,8 @@ class _ConvexReLUBase(BaseEstimator):
         self.sampler = sampler
 
     def _fit_targets(self, X, targets):
-        # NoRobustPatternError (no usable pattern) and DegenerateSolutionError (a zero network) propagate:
-        # a degenerate fit is never returned as a fitted model
+        # NoRobustPatternError (no usable pattern) and DegenerateSolutionError (a zero or constant network, or
+        # one no better than zero) propagate: a degenerate fit is never returned as a fitted model
         self.patterns_ = sample_patterns(X, self.n_patterns, eps=self.eps, n_perturbations=self.n_perturbations,
                                          bias=self.bias, rng=self.random_state, sampler=self.sampler, y=targets)
         program = ConvexProgram.from_data(X, targets, self.patterns_, loss=self._loss, eps=self.eps,
@@ -61,7 +61,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     eps > 0, or ``"paper"``: see :func:`convexadv.patterns.sample_patterns`).
 
     ``fit`` raises NoRobustPatternError when no pattern can carry a robust neuron at this eps, and
-    DegenerateSolutionError (a ConvexSolveError) when the optimum is the zero network: no degenerate
+    DegenerateSolutionError (a ConvexSolveError) when the optimum is (no better than) the zero network
+    or a constant one: no degenerate
     model is ever fitted.
 
     Fitted attributes: ``classes_`` (the label mapped to -1 comes first),

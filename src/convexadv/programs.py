@@ -37,8 +37,9 @@ class ConvexSolveError(RuntimeError):
 
 
 class DegenerateSolutionError(ConvexSolveError):
-    """The program was solved, but its optimum is a degenerate network: zero width, or zero output
-    on every training point (see :func:`degenerate_reason`). ``solution`` holds the solution and
+    """The program was solved, but its optimum is a degenerate network: zero width, zero output on
+    every training point, one constant output (hinge loss), or no better than the zero network (see
+    :func:`degenerate_reason`). ``solution`` holds the solution and
     ``reason`` says why the optimum is degenerate."""
 
     def __init__(self, message: str, *, reason: str, solution=None):
@@ -261,24 +262,44 @@ class ConvexSolution:
 def degenerate_reason(program: ConvexProgram, V: np.ndarray, W: np.ndarray) -> str | None:
     """Why the network of (V, W) is degenerate, or None when it is not.
 
-    Degenerate: every training output sum_i D_i X (v_i - w_i) is at most DEGENERATE_OUTPUT times
-    the targets' scale (zero width included), while the targets are not all zero. The reason names
-    the cause: with eps > 0 and no pattern whose robust cone (11) is non-trivial (and not
-    all-inactive), no neuron can be robust (exact presolve); otherwise the regulariser beta (with the
-    robust penalty eps ||g_k||_1 of (15) / (18)) outweighs what any neuron gains on the loss."""
+    Degenerate, while the targets are not all zero:
+
+    * every training output sum_i D_i X (v_i - w_i) is at most DEGENERATE_OUTPUT times the targets'
+      scale (zero width included);
+    * hinge loss: the outputs are the same on every training point up to that tolerance (a bias-only
+      network: it ignores its input and predicts one class);
+    * its objective is not below the zero network's by DEGENERATE_OUTPUT relatively (a solve of a
+      program whose optimum is the zero network ends within its gap of f(0), on either side).
+
+    The reason says which, then names the cause: with eps > 0 and no pattern whose robust cone (11)
+    is non-trivial (and not all-inactive), no neuron can be robust (exact presolve); otherwise the
+    regulariser beta (with the robust penalty eps ||g_k||_1 of (15) / (18)) outweighs what any neuron
+    gains on the loss."""
     scale = 1.0 if program.loss == "hinge" else float(np.abs(program.y).max())
-    if scale == 0 or np.abs(program.predictions(V, W)).max() > DEGENERATE_OUTPUT * scale:
+    if scale == 0:
+        return None
+    outputs = program.predictions(V, W)
+    zeros = np.zeros_like(V)
+    zero_objective = program.objective(zeros, zeros)
+    objective = program.objective(V, W)
+    if np.abs(outputs).max() <= DEGENERATE_OUTPUT * scale:
+        what = "zero output on every training point"
+    elif program.loss == "hinge" and np.ptp(outputs) <= DEGENERATE_OUTPUT * scale:
+        what = f"the same output {outputs.mean():.3g} on every training point (it ignores its input)"
+    elif zero_objective - objective <= DEGENERATE_OUTPUT * abs(zero_objective):
+        what = f"objective {objective:.8g}, no better than the zero network's {zero_objective:.8g}"
+    else:
         return None
     if program.eps > 0:
         from .solvers.presolve import trivial_patterns  # the solvers build on this module
 
         usable = ~trivial_patterns(program) & program.patterns.any(axis=0)
         if not usable.any():
-            return (f"every robust cone (11) of the {program.n_patterns} patterns is {{0}} (or all-inactive) at "
-                    f"eps={program.eps:g}, so every neuron is forced to zero: sample the patterns with "
-                    "sampler='robust', or use a smaller eps")
-        return (f"{int(usable.sum())} patterns can carry a robust neuron, but at beta={program.beta:g} and "
-                f"eps={program.eps:g} the regulariser and the robust penalty outweigh what any of them gains "
+            return (f"{what}: every robust cone (11) of the {program.n_patterns} patterns is {{0}} (or "
+                    f"all-inactive) at eps={program.eps:g}, so every neuron is forced to zero: sample the patterns "
+                    "with sampler='robust', or use a smaller eps")
+        return (f"{what}: {int(usable.sum())} patterns can carry a robust neuron, but at beta={program.beta:g} "
+                f"and eps={program.eps:g} the regulariser and the robust penalty outweigh what any of them gains "
                 "on the loss: use a smaller beta or eps")
-    return (f"beta={program.beta:g} is too large: the regulariser outweighs what any neuron gains on the loss; "
+    return (f"{what}: beta={program.beta:g} is too large: the regulariser outweighs what any neuron gains on the loss; "
             "use a smaller beta")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from ..programs import ConvexProgram, ConvexSolution, ConvexSolveError, DegenerateSolutionError, degenerate_reason
 from .cvxpy_backend import CVXPY_SOLVERS, mosek_licence_problem, solve_with_cvxpy
 
@@ -54,15 +56,19 @@ def solve_program(program: ConvexProgram, *, solver: str = "auto", verbose: bool
         error = ConvexSolveError(
             f"solver {key!r} stopped with status {solution.status!r} on {program.equation} "
             f"(relative gap {solution.relative_gap}, max violation {solution.max_violation:.3g}); "
-            "raise its iteration / time limit or loosen tol"
+            + ("rounding errors stopped its progress: inputs of very different sizes (here max |x| = "
+               f"{np.abs(program.X).max():.3g}{', a bias column of ones beside them' if program.bias else ''}) make "
+               "the Newton systems "
+               "ill-conditioned; standardise the features, or loosen tol" if solution.status == "stalled"
+               else "raise its iteration / time limit or loosen tol")
         )
         error.solution = solution
         raise error
     reason = degenerate_reason(program, solution.V, solution.W)
     if reason is not None:
         raise DegenerateSolutionError(
-            f"solver {key!r} solved {program.equation}, but its optimum is a degenerate network (zero output on "
-            f"every training point): {reason}", reason=reason, solution=solution)
+            f"solver {key!r} solved {program.equation}, but its optimum is a degenerate network, {reason}",
+            reason=reason, solution=solution)
     log.info("%s solved %s: objective %.6g, lower bound %s, max violation %.2e, %.2fs",
              key, program.equation, solution.objective, solution.lower_bound,
              solution.max_violation, solution.solve_time)
@@ -84,7 +90,8 @@ def solve_convex(X, y, patterns, *, loss: str = "hinge", eps: float = 0.0, beta:
     Raises ConvexSolveError (with the partial solution as ``.solution``) when
     the solver does not reach an optimal, accurate solution, and its subclass
     DegenerateSolutionError (with ``.solution`` and ``.reason``) when the optimum
-    is a degenerate network: zero output on every training point
+    is a degenerate network: zero or (hinge) constant output on every training
+    point, or no better than the zero network
     (:func:`convexadv.programs.degenerate_reason`).
     """
     program = ConvexProgram.from_data(X, y, patterns, loss=loss, eps=eps, beta=beta, bias=bias)
