@@ -2,11 +2,10 @@
 
 Every solver sees the same instances with the same sampled patterns: the adversarial hinge
 program (15) with eps = 10 on the 0-255 pixel scale (``--eps``; 0 gives Algorithm 1's program (8))
-and beta = 1e-4 (section VII-D), on the
-CIFAR-10 pair downsampled to s x s x 3 (d = 12, 48, 147, 3072 for s = 2, 4, 7, 32): from
-n = 100, d = 12 up to the paper's n = 600, d = 147, P_s = 36, then the whole two-class training
-set, n = 10,000, with d = 147 and d = 3,072 (fast solver alone: an interior-point solve through
-cvxpy would take hours). Peers:
+and beta = 1e-4 (section VII-D), on the CIFAR-10 pair downsampled to s x s x 3 (d = 12, 48, 147,
+3072 for s = 2, 4, 7, 32): from n = 100, d = 12 up to the paper's n = 600, d = 147, P_s = 36, then
+the whole two-class training set, n = 10,000, with d = 147 and d = 3,072 (fast solver alone: an
+interior-point solve through cvxpy would take hours). Peers:
 
 * ``clarabel``: cvxpy + Clarabel after this package's exact presolve (what solver="clarabel" does);
 * ``clarabel-plain``: cvxpy + Clarabel on the whole program, as a user would write it;
@@ -270,7 +269,6 @@ def _plot_patterns(rows, gd_time, eps, path):
 
 def _program_name(eps: float) -> str:
     return f"adversarial hinge (15), eps={eps:g}" if eps > 0 else "hinge (8), Algorithm 1"
-
 
 
 def _new_axes():

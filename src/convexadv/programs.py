@@ -49,7 +49,8 @@ class DegenerateSolutionError(ConvexSolveError):
 
 
 #: a network whose outputs on the training data all stay below this fraction of the targets'
-#: scale (1 for the hinge loss's labels +-1, max |y| for the squared loss) is degenerate
+#: scale (1 for the hinge loss's labels +-1, max |y| for the squared loss), or (hinge) vary by less,
+#: or whose objective is not below the zero network's by this fraction, is degenerate
 DEGENERATE_OUTPUT = 1e-6
 
 

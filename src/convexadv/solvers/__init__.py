@@ -53,14 +53,11 @@ def solve_program(program: ConvexProgram, *, solver: str = "auto", verbose: bool
     else:
         solution = solve_with_cvxpy(program, solver=key, verbose=verbose, **options)
     if solution.status != "optimal":
+        advice = (_stall_advice(program) if solution.status == "stalled"
+                  else "raise its iteration / time limit or loosen tol")
         error = ConvexSolveError(
             f"solver {key!r} stopped with status {solution.status!r} on {program.equation} "
-            f"(relative gap {solution.relative_gap}, max violation {solution.max_violation:.3g}); "
-            + ("rounding errors stopped its progress: inputs of very different sizes (here max |x| = "
-               f"{np.abs(program.X).max():.3g}{', a bias column of ones beside them' if program.bias else ''}) make "
-               "the Newton systems "
-               "ill-conditioned; standardise the features, or loosen tol" if solution.status == "stalled"
-               else "raise its iteration / time limit or loosen tol")
+            f"(relative gap {solution.relative_gap}, max violation {solution.max_violation:.3g}); {advice}"
         )
         error.solution = solution
         raise error
@@ -73,6 +70,14 @@ def solve_program(program: ConvexProgram, *, solver: str = "auto", verbose: bool
              key, program.equation, solution.objective, solution.lower_bound,
              solution.max_violation, solution.solve_time)
     return solution
+
+
+def _stall_advice(program: ConvexProgram) -> str:
+    """What to do when rounding errors stopped the fast solver: the inputs' scale, named."""
+    beside = ", a bias column of ones beside them" if program.bias else ""
+    return ("rounding errors stopped its progress: inputs of very different sizes (here max |x| = "
+            f"{np.abs(program.X).max():.3g}{beside}) make the Newton systems ill-conditioned; standardise the "
+            "features, or loosen tol")
 
 
 def solve_convex(X, y, patterns, *, loss: str = "hinge", eps: float = 0.0, beta: float = 1e-4,
