@@ -114,6 +114,21 @@ def test_closed_form_worst_case_equals_brute_force_on_random_networks():
     assert np.allclose(hinge(network.forward(X + delta), y), brute)
 
 
+def test_closed_forms_accept_the_torch_twin_and_name_anything_else():
+    from convexadv import ReLUNetwork, certified_linear_region
+
+    rng = np.random.default_rng(12)
+    network = ReLUNetwork(U=rng.standard_normal((4, 3)), alpha=rng.standard_normal(3), bias=True)
+    X, y = rng.standard_normal((20, 3)), np.sign(rng.standard_normal(20))
+    twin = network.to_torch()
+    for plain, from_twin in [(robust_loss_terms(network, X, y, 0.1), robust_loss_terms(twin, X, y, 0.1)),
+                             (certified_linear_region(network, X, 0.1), certified_linear_region(twin, X, 0.1)),
+                             (worst_case_perturbation(network, X, y, 0.1), worst_case_perturbation(twin, X, y, 0.1))]:
+        assert np.array_equal(np.asarray(plain, dtype=float), np.asarray(from_twin, dtype=float))
+    with pytest.raises(TypeError, match="ReLUNetwork .* got dict"):
+        robust_loss_terms({"U": network.U}, X, y, 0.1)
+
+
 def test_pgd_at_least_fgsm_and_large_eps_breaks_everything():
     X, y = make_classification(30, 3, seed=2)
     eps = 0.1

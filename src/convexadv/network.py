@@ -93,6 +93,18 @@ def recover_network(solution: ConvexSolution, *, tol: float = 1e-8) -> ReLUNetwo
     return ReLUNetwork(U=columns[:, keep] / roots, alpha=signs[keep] * roots, bias=solution.bias)
 
 
+def as_relu_network(network) -> ReLUNetwork:
+    """The :class:`ReLUNetwork` itself, or the one a torch twin (:meth:`ReLUNetwork.to_torch`) came from:
+    Theorem 4's closed forms read the weights U, alpha. Anything else is a TypeError naming its type."""
+    if isinstance(network, ReLUNetwork):
+        return network
+    if callable(getattr(network, "to_network", None)):
+        return network.to_network()
+    raise TypeError(f"expected a ReLUNetwork (or its torch twin from ReLUNetwork.to_torch()), got "
+                    f"{type(network).__name__}: Theorem 4's closed form needs the weights of a one-hidden-layer "
+                    "ReLU network; for other models use exact_robustness or the attacks")
+
+
 def certified_linear_region(network: ReLUNetwork, X, eps: float) -> np.ndarray:
     """Which rows of X keep every neuron's activation constant on their eps-box.
 
@@ -100,6 +112,7 @@ def certified_linear_region(network: ReLUNetwork, X, eps: float) -> np.ndarray:
     (l1 over the perturbable inputs); then the network is linear on the box.
     """
     eps = validate_eps(eps)
+    network = as_relu_network(network)
     Xb = network._inputs(X)
     l1 = np.abs(network.U[perturbable_columns(network.U.shape[0], network.bias)]).sum(axis=0)
     return np.all(np.abs(Xb @ network.U) >= eps * l1[None, :], axis=1)
@@ -107,6 +120,7 @@ def certified_linear_region(network: ReLUNetwork, X, eps: float) -> np.ndarray:
 
 def local_gradients(network: ReLUNetwork, X) -> np.ndarray:
     """g_k = sum_{j: x_k^T u_j >= 0} alpha_j u_j over the perturbable inputs, shape (n, d)."""
+    network = as_relu_network(network)
     Xb = network._inputs(X)
     active = (Xb @ network.U >= 0).astype(np.float64)
     perturbable = perturbable_columns(network.U.shape[0], network.bias)
@@ -142,6 +156,7 @@ def robust_loss_terms(network: ReLUNetwork, X, y, eps: float, *, loss: str = "hi
     Elsewhere the value is the linearised estimate, not a bound.
     """
     y = np.asarray(y, dtype=np.float64)
+    network = as_relu_network(network)
     yhat = network.forward(X)
     spread = validate_eps(eps) * np.abs(local_gradients(network, X)).sum(axis=1)
     if loss == "hinge":
