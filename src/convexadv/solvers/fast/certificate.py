@@ -13,6 +13,23 @@ from scipy.optimize import nnls
 from .structure import Structure
 
 
+def _loss_multipliers(structure: Structure, z: dict):
+    """(lam, coef_y, xi): the multipliers of the loss rows projected onto their simple dual constraints
+    (hinge: 0 <= lam <= 1 / n, coef_y = -lam y; squared: coef_y the difference of the two rows'; |xi| at
+    most eps times the rows' multipliers). lam is None for the squared loss."""
+    zR = z["R"].clamp(min=0)
+    if structure.hinge:
+        lam = zR[:, 1].clamp(max=1.0 / structure.n)
+        coef_y = -lam * structure.y
+        bound_xi = structure.eps * lam
+    else:
+        lam = None
+        coef_y = zR[:, 0] - zR[:, 1]
+        bound_xi = structure.eps * (zR[:, 0] + zR[:, 1])
+    xi = (z["am"] - z["ap"]) if structure.dp else coef_y.new_zeros(structure.n, 0)
+    return lam, coef_y, torch.maximum(torch.minimum(xi, bound_xi[:, None]), -bound_xi[:, None])
+
+
 def certified_lower_bound(structure: Structure, z: dict) -> float:
     """A valid lower bound on the optimum from the multipliers z of the rows (weak duality).
 
@@ -23,16 +40,7 @@ def certified_lower_bound(structure: Structure, z: dict) -> float:
     c <= 1 (hinge) or the best c (squared) meeting this; the dual value at the scaled point is
     returned."""
     mu = z["p"].clamp(min=0)
-    zR = z["R"].clamp(min=0)
-    if structure.hinge:
-        lam = zR[:, 1].clamp(max=1.0 / structure.n)
-        coef_y = -lam * structure.y
-        bound_xi = structure.eps * lam
-    else:
-        coef_y = zR[:, 0] - zR[:, 1]
-        bound_xi = structure.eps * (zR[:, 0] + zR[:, 1])
-    xi = (z["am"] - z["ap"]) if structure.dp else coef_y.new_zeros(structure.n, 0)
-    xi = torch.maximum(torch.minimum(xi, bound_xi[:, None]), -bound_xi[:, None])
+    lam, coef_y, xi = _loss_multipliers(structure, z)
     ell = structure.lift(coef_y, xi) - structure.X.T @ (mu * structure.SJ)
     shrunk = (ell.abs() - structure.eps * mu.sum(dim=0)[None, :]).clamp(min=0)
     excess = torch.where(structure.pert_mask[:, None], shrunk, ell.abs())
@@ -67,17 +75,11 @@ def refit_cone_multipliers(structure: Structure, z: dict) -> dict | None:
     of the two bounds."""
     if structure.J * structure.n * structure.d ** 2 > REFIT_MAX_OPERATIONS:
         return None
-    mu = z["p"].clamp(min=0)
-    zR = z["R"].clamp(min=0)
-    if structure.hinge:
-        coef_y = -zR[:, 1].clamp(max=1.0 / structure.n) * structure.y
-    else:
-        coef_y = zR[:, 0] - zR[:, 1]
-    xi = (z["am"] - z["ap"]) if structure.dp else coef_y.new_zeros(structure.n, 0)
+    _, coef_y, xi = _loss_multipliers(structure, z)
     target = structure.lift(coef_y, xi).double().cpu().numpy()  # l_j = target_j - X^T (s_j o mu_j)
     X = structure.X.double().cpu().numpy()
     signs = structure.SJ.double().cpu().numpy()
-    refitted = mu.double().cpu().numpy().copy()
+    refitted = z["p"].clamp(min=0).double().cpu().numpy()
     for j in range(structure.J):
         rows = (X * signs[:, j:j + 1]).T  # (d, n)
         try:
