@@ -278,6 +278,26 @@ def test_refitted_cone_multipliers_give_a_valid_tighter_bound(monkeypatch):
     assert np.any(refitted > plain + 1e-6 * reference)  # the refit does tighten somewhere
 
 
+@pytest.mark.parametrize("loss", ["hinge", "squared"])
+def test_samples_that_are_zero_are_solved_without_them(loss):
+    """eps = 0, no bias, some x_k = 0: their rows of (8) read 0 >= 0 (no strictly feasible point) and their
+    loss is a constant; the solve drops them and still certifies the whole program's optimum (Clarabel's)."""
+    program = make_program(loss, 0.0, False, n=24)
+    X = program.X.copy()
+    X[[2, 9, 17]] = 0.0
+    program = dataclasses.replace(program, X=X)
+    reference = solve_with_cvxpy(program, solver="clarabel")
+    sol = solve_fast(program, tol=TOL, tol_abs=0.0)
+    assert sol.status == "optimal" and sol.info["zero_samples"] == 3 and sol.patterns.shape == program.patterns.shape
+    assert sol.objective == pytest.approx(program.objective(sol.V, sol.W), abs=1e-12)
+    # weak duality, with Clarabel's own accuracy (about 1e-8 relative) as the slack
+    assert sol.lower_bound <= reference.objective * (1 + 1e-7) and reference.objective <= sol.objective * (1 + 1e-6)
+    assert sol.relative_gap <= TOL
+    everything_zero = dataclasses.replace(program, X=np.zeros_like(X))
+    zero = solve_fast(everything_zero)
+    assert zero.status == "optimal" and zero.lower_bound == zero.objective == zero_network_objective(everything_zero)
+
+
 def test_nesterov_todd_scaling_in_low_rank_form_matches_its_definition():
     """The stored (eta, v) give W and W^-1 that are symmetric, inverse to each other, with
     W z = W^-1 s (= lambda) and W^-2 s = z; the Schur complement of W^-2 on u equals the inverse of

@@ -117,6 +117,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     (iterations whose Newton system was refactored in the stable form for accuracy, see :class:`_NewtonSystem`).
     Status "stalled" means rounding errors stopped progress before the gap was reached (the best point
     and bound are still valid).
+    Samples x_k = 0 (eps = 0, no bias) are left out of the iterations (their rows of (8) are 0 >= 0 and
+    their loss is a constant; ``info["zero_samples"]`` counts them), exactly.
     Raises MemoryError, before any iteration (for eps = 0 before the presolve), when the Newton
     systems (:func:`.newton.memory_needed`) would not fit in the device's free memory.
     """
@@ -131,6 +133,11 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     if warm_start is not None and (warm_start.V.shape != (program.d, program.n_patterns)
                                    or not np.array_equal(warm_start.patterns, program.patterns)):
         raise ValueError("warm_start must be a solution for the same data dimension and the same patterns")
+    zero_rows = ~np.any(program.X != 0, axis=1)
+    if program.eps == 0 and zero_rows.any():
+        return _without_zero_rows(program, zero_rows, tol=tol, tol_abs=tol_abs, max_iter=max_iter,
+                                  time_limit=time_limit, device=device, dtype=dtype, warm_start=warm_start,
+                                  progress=progress)
     if program.eps == 0:  # every pattern is kept: the memory is known before the presolve
         _require_memory(program, program.n_patterns, device, dtype)
     start_time = time.perf_counter()
@@ -232,6 +239,37 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
                 message=f"{status} after {iterations} iterations (gap {gap:.2e}, target {tol_abs:.0e} * "
                         f"{f_zero:.3g} + {tol:.0e} * |objective|)")
     return _solution(program, V, W, best_objective, lower_bound, status, iterations, start_time, info)
+
+
+def _without_zero_rows(program: ConvexProgram, zero_rows: np.ndarray, **options) -> ConvexSolution:
+    """eps = 0 with samples x_k = 0 (no bias): their rows of (8), 0 >= 0, leave no strictly feasible
+    point, and their outputs are 0 whatever U, so their loss is a constant (hinge 1 / n each, squared
+    y_k^2 / 2). Solve the program without them (the hinge's beta times n / n', since its loss is a mean),
+    then return U with the full program's objective and the bound mapped back; the stopping rule of the
+    reduced solve implies the full program's. With no other sample, U = 0 is optimal."""
+    keep = ~zero_rows
+    if not keep.any():
+        start_time = time.perf_counter()
+        zeros = np.zeros((program.d, program.n_patterns))
+        f_zero = zero_network_objective(program)
+        return _solution(program, zeros, zeros, f_zero, f_zero, "optimal", 0, start_time,
+                         {"message": "every sample is 0: every output is 0 and U = 0 is optimal"})
+    n_kept = int(keep.sum())
+    beta = program.beta * program.n / n_kept if program.loss == "hinge" else program.beta
+    reduced = replace(program, X=program.X[keep], y=program.y[keep], patterns=program.patterns[keep], beta=beta)
+    solution = solve_fast(reduced, **options)
+    constant = (float(zero_rows.sum()) / program.n if program.loss == "hinge"
+                else 0.5 * float((program.y[zero_rows] ** 2).sum()))
+    share = n_kept / program.n if program.loss == "hinge" else 1.0
+    objective = program.objective(solution.V, solution.W)
+    lower_bound = share * solution.lower_bound + constant
+    gaps = {}
+    if "absolute_gap" in solution.info:  # the reduced solve's gaps, restated for the full program
+        gaps = {"absolute_gap": objective - lower_bound,
+                "relative_gap": (objective - lower_bound) / max(abs(objective), 1e-300)}
+    return replace(solution, objective=objective, lower_bound=lower_bound, patterns=program.patterns,
+                   max_violation=program.max_violation(solution.V, solution.W),
+                   info={**solution.info, **gaps, "zero_samples": int(zero_rows.sum())})
 
 
 def _require_memory(program: ConvexProgram, n_patterns: int, device, dtype) -> None:
