@@ -253,7 +253,8 @@ def _without_zero_rows(program: ConvexProgram, zero_rows: np.ndarray, **options)
         zeros = np.zeros((program.d, program.n_patterns))
         f_zero = zero_network_objective(program)
         return _solution(program, zeros, zeros, f_zero, f_zero, "optimal", 0, start_time,
-                         {"message": "every sample is 0: every output is 0 and U = 0 is optimal"})
+                         {"message": "every sample is 0: every output is 0 and U = 0 is optimal",
+                          "patterns_kept": 0, "zero_samples": program.n})
     n_kept = int(keep.sum())
     beta = program.beta * program.n / n_kept if program.loss == "hinge" else program.beta
     reduced = replace(program, X=program.X[keep], y=program.y[keep], patterns=program.patterns[keep], beta=beta)
