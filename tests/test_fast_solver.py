@@ -10,7 +10,7 @@ from convexadv.patterns import NoRobustPatternError, sample_patterns
 from convexadv.programs import ConvexProgram, ConvexSolveError
 from convexadv.solvers import solve_program
 from convexadv.solvers.cvxpy_backend import solve_with_cvxpy
-from convexadv.solvers.fast import iteration, solve_fast, zero_network_objective
+from convexadv.solvers.fast import iteration, solve_fast
 from convexadv.solvers.fast.cones import NTScaling, jordan, jordan_solve
 from convexadv.solvers.fast import newton
 from convexadv.solvers.fast.newton import factor, newton_product
@@ -139,7 +139,7 @@ def test_nearly_pure_regulariser_ends_optimal_by_the_absolute_tolerance():
     program = ConvexProgram.from_data(X, y, sample_patterns(X, 6, rng=1), loss="hinge", beta=1e-6)
     sol = solve_fast(program, tol=1e-9, tol_abs=1e-7)
     assert sol.status == "optimal", sol.info["message"]
-    assert sol.objective - sol.lower_bound <= 1e-7 * zero_network_objective(program) + 1e-9 * sol.objective
+    assert sol.objective - sol.lower_bound <= 1e-7 * program.zero_network_objective() + 1e-9 * sol.objective
     reference = solve_with_cvxpy(program, solver="clarabel")
     assert sol.lower_bound <= reference.objective + 1e-9 and reference.objective <= sol.objective + 1e-9
 
@@ -295,7 +295,7 @@ def test_samples_that_are_zero_are_solved_without_them(loss):
     assert sol.relative_gap <= TOL
     everything_zero = dataclasses.replace(program, X=np.zeros_like(X))
     zero = solve_fast(everything_zero)
-    assert zero.status == "optimal" and zero.lower_bound == zero.objective == zero_network_objective(everything_zero)
+    assert zero.status == "optimal" and zero.lower_bound == zero.objective == everything_zero.zero_network_objective()
 
 
 def test_nesterov_todd_scaling_in_low_rank_form_matches_its_definition():
@@ -368,7 +368,7 @@ def test_fuzz_every_solve_ends_optimal_and_agrees_with_clarabel(family, scale, l
     program = ConvexProgram.from_data(X, y, patterns, loss=loss, eps=radius, beta=beta, bias=bias)
     sol = solve_fast(program, tol=1e-5, time_limit=60)
     assert sol.status == "optimal", sol.info["message"]
-    target = 1e-7 * zero_network_objective(program) + 1e-5 * abs(sol.objective)
+    target = 1e-7 * program.zero_network_objective() + 1e-5 * abs(sol.objective)
     assert sol.objective - sol.lower_bound <= target * (1 + 1e-9)
     try:
         reference = solve_with_cvxpy(program, solver="clarabel")

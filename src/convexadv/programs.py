@@ -193,6 +193,21 @@ class ConvexProgram:
         """The exact objective value of (8), (15) or (18) at (V, W)."""
         return float(self.loss_terms(V, W).sum()) + self.regularizer(V, W)
 
+    def zero_network_objective(self) -> float:
+        """f(0), the objective of U = 0 (1 for the hinge loss, ||y||^2 / 2 for the squared loss)."""
+        zeros = np.zeros((self.d, self.n_patterns))
+        return self.objective(zeros, zeros)
+
+    def input_scale(self) -> str:
+        """The inputs' sizes, for error messages on ill-conditioned solves: max |x| (a bias column of
+        ones beside it) and, for the squared loss, max |y|."""
+        parts = [f"max |x| = {np.abs(self.X).max():.3g}"]
+        if self.bias:
+            parts.append("a bias column of ones beside them")
+        if self.loss == "squared":
+            parts.append(f"max |y| = {np.abs(self.y).max():.3g}")
+        return ", ".join(parts)
+
     def constraint_slack(self, U: np.ndarray) -> np.ndarray:
         """(2 D_i - I) X u_i - eps ||u_i||_1 for every sample and pattern, shape (n, P).
 
@@ -280,8 +295,7 @@ def degenerate_reason(program: ConvexProgram, V: np.ndarray, W: np.ndarray) -> s
     if scale == 0:
         return None
     outputs = program.predictions(V, W)
-    zeros = np.zeros_like(V)
-    zero_objective = program.objective(zeros, zeros)
+    zero_objective = program.zero_network_objective()
     objective = program.objective(V, W)
     if np.abs(outputs).max() <= DEGENERATE_OUTPUT * scale:
         what = "zero output on every training point"

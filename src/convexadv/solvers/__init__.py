@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from ..programs import ConvexProgram, ConvexSolution, ConvexSolveError, DegenerateSolutionError, degenerate_reason
 from .cvxpy_backend import CVXPY_SOLVERS, mosek_licence_problem, solve_with_cvxpy
 
@@ -74,10 +72,8 @@ def solve_program(program: ConvexProgram, *, solver: str = "auto", verbose: bool
 
 def _stall_advice(program: ConvexProgram) -> str:
     """What to do when rounding errors stopped the fast solver: the inputs' scale, named."""
-    beside = ", a bias column of ones beside them" if program.bias else ""
-    return ("rounding errors stopped its progress: inputs of very different sizes (here max |x| = "
-            f"{np.abs(program.X).max():.3g}{beside}) make the Newton systems ill-conditioned; standardise the "
-            "features, or loosen tol")
+    return (f"rounding errors stopped its progress: inputs of very different sizes (here {program.input_scale()}) "
+            "make the Newton systems ill-conditioned; standardise the features, or loosen tol")
 
 
 def solve_convex(X, y, patterns, *, loss: str = "hinge", eps: float = 0.0, beta: float = 1e-4,

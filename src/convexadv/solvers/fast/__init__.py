@@ -9,6 +9,6 @@ method in torch (CPU or GPU), split by concern:
 * :mod:`.certificate` — the dual lower bound (the certificate of the returned gap).
 """
 
-from .iteration import internal_units, solve_fast, zero_network_objective
+from .iteration import internal_units, solve_fast
 
-__all__ = ["internal_units", "solve_fast", "zero_network_objective"]
+__all__ = ["internal_units", "solve_fast"]

@@ -79,13 +79,6 @@ def internal_units(program: ConvexProgram) -> tuple[float, float]:
     return s, s_y
 
 
-def zero_network_objective(program: ConvexProgram) -> float:
-    """f(0), the objective of U = 0 (1 for the hinge loss, ||y||^2 / 2 for the squared loss): the unit of
-    ``tol_abs``."""
-    zeros = np.zeros((program.d, program.n_patterns))
-    return program.objective(zeros, zeros)
-
-
 def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e-7, max_iter: int = 200,
                time_limit: float | None = None, device: str = "cpu", dtype=torch.float64,
                warm_start: ConvexSolution | None = None, progress: bool = False) -> ConvexSolution:
@@ -148,7 +141,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     try:
         trivial, interior = cone_margins(program, deadline=deadline)
     except PresolveTimeoutError as err:
-        return _solution(program, V, W, zero_network_objective(program), 0.0, "time_limit", 0, start_time,
+        return _solution(program, V, W, program.zero_network_objective(), 0.0, "time_limit", 0, start_time,
                          {**info, "patterns_kept": None, "message": f"time limit: {err}"})
     keep = ~trivial
     info["patterns_kept"] = int(keep.sum())
@@ -157,7 +150,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
         bad = np.flatnonzero(keep)[~has_interior].tolist()
         raise ValueError(f"the cones (11) of patterns {bad} have an empty interior (margin equal to eps); "
                          "the interior-point method needs a strictly feasible point: use solver='clarabel'")
-    f_zero = zero_network_objective(program)
+    f_zero = program.zero_network_objective()
     if not keep.any() or f_zero == 0:  # U = 0 is the only feasible point, or attains the bound 0
         message = ("every robust cone (11) is {0}; U = 0 is optimal" if not keep.any()
                    else "y = 0: U = 0 attains the lower bound 0")
@@ -196,10 +189,10 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
             objective = program.objective(U_np[:, : program.n_patterns], U_np[:, program.n_patterns:])
             if objective < best_objective:
                 best_U, best_objective = U_np, objective
+            mu = _mean_complementarity(structure, rows, z, cones, z_cone)
             bound = certified_lower_bound(structure, z) * s_y ** 2
             if (best_objective - max(bound, lower_bound) > gap_target(best_objective)
-                    and _mean_complementarity(structure, rows, z, cones, z_cone) * structure.degree * s_y ** 2
-                    <= gap_target(best_objective)):
+                    and mu * structure.degree * s_y ** 2 <= gap_target(best_objective)):
                 # the interior-point gap is small enough, the certificate lags: refit the multipliers of (11)
                 refitted = refit_cone_multipliers(structure, z)
                 if refitted is not None:
@@ -222,7 +215,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
             # aim the complementarity at a fraction of the gap asked for, not below: slacks of active
             # rows then stay large enough for accurate Newton directions and dual residuals
             mu_floor = TARGET_FRACTION * gap_target(best_objective) / s_y ** 2 / structure.degree
-            step = _iterate(structure, x, rows, cones, z, z_cone, mu_floor)
+            step = _iterate(structure, x, rows, cones, z, z_cone, mu, mu_floor)
             if step is None or step[3] < MIN_STEP:  # rounding errors dominate the Newton systems
                 status = "stalled"
                 break
@@ -251,7 +244,7 @@ def _without_zero_rows(program: ConvexProgram, zero_rows: np.ndarray, **options)
     if not keep.any():
         start_time = time.perf_counter()
         zeros = np.zeros((program.d, program.n_patterns))
-        f_zero = zero_network_objective(program)
+        f_zero = program.zero_network_objective()
         return _solution(program, zeros, zeros, f_zero, f_zero, "optimal", 0, start_time,
                          {"message": "every sample is 0: every output is 0 and U = 0 is optimal",
                           "patterns_kept": 0, "zero_samples": program.n})
@@ -287,10 +280,9 @@ def _require_memory(program: ConvexProgram, n_patterns: int, device, dtype) -> N
             "device='cuda'), or fewer samples or patterns")
 
 
-def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone, mu_floor: float):
-    """One Mehrotra predictor-corrector step, centring towards no less than ``mu_floor``;
-    None when the Newton system cannot be factored."""
-    mu = _mean_complementarity(structure, rows, z, cones, z_cone)
+def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone, mu: float, mu_floor: float):
+    """One Mehrotra predictor-corrector step from the point with mean complementarity ``mu``, centring
+    towards no less than ``mu_floor``; None when the Newton system cannot be factored."""
     w = {k: z[k] / rows[k] for k in ROWS}
     scaling = NTScaling(cones, z_cone)
     lam = scaling.lam
