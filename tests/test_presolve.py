@@ -143,16 +143,16 @@ def test_row_generation_ends_when_highs_is_loose(monkeypatch):
     program = ConvexProgram.from_data(X, y, sample_patterns(X, 6, rng=3), beta=1e-3)
     exact = [clarabel_margin(program, i) for i in range(program.n_patterns)]
     monkeypatch.setattr(presolve, "ROW_BLOCK", 8)
-    solve = presolve._margin_lp
+    solve = presolve._MarginLP.solve
     calls = []
 
-    def loose(A, perturbable, time_limit):
+    def loose(lp, time_limit):
         calls.append(1)
         assert len(calls) <= program.n, "row generation exceeded its bound of n rounds"
-        value, u, lam = solve(A, perturbable, time_limit)
+        value, u, lam = solve(lp, time_limit)
         return value + 1e-6, u, lam
 
-    monkeypatch.setattr(presolve, "_margin_lp", loose)
+    monkeypatch.setattr(presolve._MarginLP, "solve", loose)
     for i in range(program.n_patterns):
         calls.clear()
         upper, _, lower = pattern_margin(program, i)
@@ -188,7 +188,7 @@ def test_least_squares_directions_replace_the_lps_of_algorithm_1(bias, monkeypat
     trivial_lp, interior_lp = cone_margins(program)
     reference = solve_fast(program)
     monkeypatch.setattr(presolve, "LP_MAX_ENTRIES", 0)
-    monkeypatch.setattr(presolve, "_margin_lp", lambda *args: pytest.fail("an LP was solved"))
+    monkeypatch.setattr(presolve._MarginLP, "solve", lambda *args: pytest.fail("an LP was solved"))
     trivial, interior = cone_margins(program)
     assert np.array_equal(trivial, trivial_lp)
     assert np.array_equal(interior.any(axis=0), interior_lp.any(axis=0))

@@ -19,7 +19,7 @@ mass on each sign), evaluated in floating point from HiGHS's multipliers or from
 bounds for all patterns at once; m_i > eps by a direction e_i checked against every row.
 That e_i is an interior direction of C_i (its robust slack is at least m_i - eps > 0); the
 interior-point method of :mod:`.fast` starts from it. The LPs use row generation for large n
-(every round adds at least one row, so it ends); with eps = 0 and large n x d a least-squares
+(every round adds at least one row, so it ends; each round re-solves one HiGHS model from the previous basis); with eps = 0 and large n x d a least-squares
 direction is tried before any LP (a dense LP at d = 1,024 takes minutes), and all comparisons are made in internal
 units (:class:`ConeRows`): 0-1 and 0-255 data give the same decisions.
 """
@@ -29,8 +29,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
-from scipy.optimize import linprog
 
 from ..programs import ConvexProgram
 
@@ -120,37 +120,58 @@ def _remaining(deadline: float | None, what: str) -> float | None:
     return left
 
 
-def _margin_lp(A: np.ndarray, perturbable: np.ndarray, time_limit: float | None
-               ) -> tuple[float, np.ndarray, np.ndarray] | None:
-    """max t s.t. a_k^T u >= t for the given rows a_k = s_k x_k, ||u~||_1 <= 1 (bias free), by HiGHS.
+class _MarginLP:
+    """max t s.t. a_k^T u >= t for the rows a_k added so far, ||u~||_1 <= 1 (bias free), in one HiGHS
+    model: row generation adds rows to it and re-solves from the previous basis (the dual simplex's
+    warm start) instead of solving every round from scratch.
 
-    Returns (value, u, lam) with lam >= 0 HiGHS's multipliers of the rows (a dual point), or None
-    when the LP is unbounded (every row has the same sign and the bias alone satisfies them)."""
-    n, d = A.shape
-    free = np.flatnonzero(~perturbable)
-    q = np.flatnonzero(perturbable)
-    # variables: [p (q), m (q), b (free), t];  u~ = p - m,  p, m >= 0
-    n_vars = 2 * q.size + free.size + 1
-    cost = np.zeros(n_vars)
-    cost[-1] = -1.0
-    # t - a_k^T u <= 0
-    A_ub = np.hstack([-A[:, q], A[:, q], -A[:, free], np.ones((n, 1))])
-    norm_row = np.concatenate([np.ones(2 * q.size), np.zeros(free.size + 1)])[None, :]
-    A_ub = np.vstack([A_ub, norm_row])
-    b_ub = np.concatenate([np.zeros(n), [1.0]])
-    bounds = [(0, None)] * (2 * q.size) + [(None, None)] * (free.size + 1)
-    options = {} if time_limit is None else {"time_limit": max(time_limit, 1e-3)}
-    result = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs", options=options)
-    if result.status == 3:
-        return None
-    if result.status == 1 and time_limit is not None:
-        raise PresolveTimeoutError("presolve of the robust cones (11) ran out of time inside a margin LP")
-    if result.status != 0:
-        raise RuntimeError(f"margin LP failed: {result.message}")
-    u = np.zeros(d)
-    u[q] = result.x[: q.size] - result.x[q.size: 2 * q.size]
-    u[free] = result.x[2 * q.size: 2 * q.size + free.size]
-    return -float(result.fun), u, np.maximum(-result.ineqlin.marginals[:n], 0.0)
+    Variables [p (q), m (q), b (free), t] with u~ = p - m, p, m >= 0; row 0 is the norm row
+    1^T (p + m) <= 1, the others t - a_k^T u <= 0 in the order they were added."""
+
+    def __init__(self, perturbable: np.ndarray):
+        self.perturbable = np.asarray(perturbable, dtype=bool)
+        self.q, self.free = np.flatnonzero(self.perturbable), np.flatnonzero(~self.perturbable)
+        self.n_vars = 2 * self.q.size + self.free.size + 1
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("presolve", "off")  # a warm start skips it anyway; off, unbounded is never ambiguous
+        inf = highspy.kHighsInf
+        lower = np.concatenate([np.zeros(2 * self.q.size), np.full(self.free.size + 1, -inf)])
+        self.highs.addVars(self.n_vars, lower, np.full(self.n_vars, inf))
+        self.highs.changeColCost(self.n_vars - 1, -1.0)
+        norm = np.arange(2 * self.q.size, dtype=np.int32)
+        self.highs.addRow(-inf, 1.0, norm.size, norm, np.ones(norm.size))
+
+    def add_rows(self, A: np.ndarray) -> None:
+        """Add the rows t - a_k^T u <= 0 for the rows a_k of A (m, d)."""
+        m = A.shape[0]
+        block = np.hstack([-A[:, self.q], A[:, self.q], -A[:, self.free], np.ones((m, 1))])
+        starts = np.arange(m, dtype=np.int32) * self.n_vars
+        columns = np.tile(np.arange(self.n_vars, dtype=np.int32), m)
+        self.highs.addRows(m, np.full(m, -highspy.kHighsInf), np.zeros(m), block.size, starts, columns,
+                           block.ravel())
+
+    def solve(self, time_limit: float | None) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """(value, u, lam) with lam >= 0 HiGHS's multipliers of the rows in the order they were added
+        (a dual point), or None when the LP is unbounded (every row has the same sign and the bias alone
+        satisfies them)."""
+        highs = self.highs
+        highs.setOptionValue("time_limit", highs.getRunTime() + max(time_limit, 1e-3) if time_limit is not None
+                             else highspy.kHighsInf)  # HiGHS's clock adds up over runs
+        highs.run()
+        status = highs.getModelStatus()
+        if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+            return None  # the LP is feasible (u = 0, t = 0)
+        if status == highspy.HighsModelStatus.kTimeLimit:
+            raise PresolveTimeoutError("presolve of the robust cones (11) ran out of time inside a margin LP")
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"margin LP failed: {highs.modelStatusToString(status)}")
+        solution = highs.getSolution()
+        x = np.asarray(solution.col_value)
+        u = np.zeros(self.perturbable.size)
+        u[self.q] = x[: self.q.size] - x[self.q.size: 2 * self.q.size]
+        u[self.free] = x[2 * self.q.size: 2 * self.q.size + self.free.size]
+        return float(x[-1]), u, np.maximum(-np.asarray(solution.row_dual)[1:], 0.0)
 
 
 def _dual_bound(A: np.ndarray, s: np.ndarray, lam: np.ndarray, perturbable: np.ndarray) -> float:
@@ -184,20 +205,29 @@ def sign_margin(rows: ConeRows, signs: np.ndarray, *, first_rows: np.ndarray | N
     A = s[:, None] * rows.X  # rows s_k x_k
     n = A.shape[0]
     if n <= ROW_BLOCK:
-        subset = np.arange(n)
+        first = np.arange(n)
     elif first_rows is None:
-        subset = np.sort(np.random.default_rng(seed).choice(n, ROW_BLOCK, replace=False))
+        first = np.sort(np.random.default_rng(seed).choice(n, ROW_BLOCK, replace=False))
     else:
-        subset = np.unique(first_rows)
+        first = np.unique(first_rows)
+    lp = _MarginLP(rows.perturbable)
+    subset = np.zeros(0, dtype=np.int64)  # the LP's rows, in the order they were added
+
+    def add(indices):
+        nonlocal subset
+        lp.add_rows(A[indices])
+        subset = np.concatenate([subset, indices])
+
+    add(first)
     while True:  # bounded: every pass adds at least one new row or returns
-        solved = _margin_lp(A[subset], rows.perturbable, _remaining(deadline, "in a margin LP"))
+        solved = lp.solve(_remaining(deadline, "in a margin LP"))
         if solved is None:  # the chosen rows all have one sign (and a bias): add rows of the other sign
             other = np.flatnonzero(s != s[subset[0]])
             if other.size == 0:  # the bias alone satisfies every row
                 u = np.zeros(rows.X.shape[1])
                 u[~rows.perturbable] = s[0]
                 return np.inf, u, np.inf
-            subset = np.union1d(subset, other[:ROW_BLOCK])
+            add(np.setdiff1d(other, subset)[:ROW_BLOCK])
             continue
         value, u, lam = solved
         upper = _dual_bound(A[subset], s[subset], lam, rows.perturbable)
@@ -210,7 +240,7 @@ def sign_margin(rows: ConeRows, signs: np.ndarray, *, first_rows: np.ndarray | N
         outside = np.setdiff1d(np.flatnonzero(values < value - ROW_TOLERANCE), subset)
         if outside.size == 0:  # the subset's maximiser satisfies every row: it is the full LP's
             return upper, u, lower
-        subset = np.union1d(subset, outside[np.argsort(values[outside], kind="stable")[:ROW_BLOCK]])
+        add(outside[np.argsort(values[outside], kind="stable")[:ROW_BLOCK]])
 
 
 def _signed_margin(values: np.ndarray, u: np.ndarray, rows: ConeRows) -> float:
