@@ -352,8 +352,10 @@ def decide_cones(rows: ConeRows, patterns: np.ndarray, eps: float, *, deadline: 
         found = margins > eps * (1 + MARGIN_SAFETY)
         interior[:, undecided[found]] = candidates[:, found]
         undecided = undecided[~found]
+    if undecided.size and weights is None:  # eps = 0: the dual weights only choose the LPs' first rows
+        weights = sign_dual_bounds(rows, patterns, deadline=deadline)[1]
     for i in undecided:
-        first = None if weights is None else np.argsort(-weights[:, i], kind="stable")[:ROW_BLOCK]
+        first = np.argsort(-weights[:, i], kind="stable")[:ROW_BLOCK]
         upper, direction, lower = sign_margin(rows, patterns[:, i], first_rows=first, seed=i,
                                               stop_below=eps * (1 - MARGIN_SAFETY), deadline=deadline)
         trivial[i] = upper < eps * (1 - MARGIN_SAFETY)
