@@ -19,8 +19,9 @@ mass on each sign), evaluated in floating point from HiGHS's multipliers or from
 bounds for all patterns at once; m_i > eps by a direction e_i checked against every row.
 That e_i is an interior direction of C_i (its robust slack is at least m_i - eps > 0); the
 interior-point method of :mod:`.fast` starts from it. The LPs use row generation for large n
-(every round adds at least one row, so it ends; each round re-solves one HiGHS model from the previous basis); with eps = 0 and large n x d a least-squares
-direction is tried before any LP (a dense LP at d = 1,024 takes minutes), and all comparisons are made in internal
+(every round adds at least one row, so it ends), each round re-solving one HiGHS model from its
+previous basis (:class:`_MarginLP`); with eps = 0 and large n x d a least-squares direction is tried
+before any LP (a dense LP at d = 1,024 takes minutes), and all comparisons are made in internal
 units (:class:`ConeRows`): 0-1 and 0-255 data give the same decisions.
 """
 
@@ -156,8 +157,8 @@ class _MarginLP:
         (a dual point), or None when the LP is unbounded (every row has the same sign and the bias alone
         satisfies them)."""
         highs = self.highs
-        highs.setOptionValue("time_limit", highs.getRunTime() + max(time_limit, 1e-3) if time_limit is not None
-                             else highspy.kHighsInf)  # HiGHS's clock adds up over runs
+        if time_limit is not None:  # HiGHS's clock adds up over the runs of one model
+            highs.setOptionValue("time_limit", highs.getRunTime() + max(time_limit, 1e-3))
         highs.run()
         status = highs.getModelStatus()
         if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
@@ -227,7 +228,10 @@ def sign_margin(rows: ConeRows, signs: np.ndarray, *, first_rows: np.ndarray | N
                 u = np.zeros(rows.X.shape[1])
                 u[~rows.perturbable] = s[0]
                 return np.inf, u, np.inf
-            add(np.setdiff1d(other, subset)[:ROW_BLOCK])
+            new = np.setdiff1d(other, subset)[:ROW_BLOCK]
+            if new.size == 0:  # cannot happen in exact arithmetic: rows of both signs bound t
+                raise RuntimeError("margin LP reported unbounded with rows of both signs in it")
+            add(new)
             continue
         value, u, lam = solved
         upper = _dual_bound(A[subset], s[subset], lam, rows.perturbable)
