@@ -103,6 +103,40 @@ def clarabel_margin(program, i):
     return problem.value
 
 
+@pytest.mark.parametrize("case", ["zero rows", "repeated rows", "one-signed first rows"])
+def test_warm_started_row_generation_on_edge_cases(case, monkeypatch):
+    """Row generation re-solves one HiGHS model from its previous basis. On data with zero rows (margin
+    0), with repeated rows, and with a bias and a first subset of one sign only (the LP is unbounded until
+    rows of the other sign come in), its bounds bracket Clarabel's margin and its direction attains it."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((90, 4)) + 0.5
+    if case == "zero rows":
+        X[::7] = 0.0
+    if case == "repeated rows":
+        X = np.repeat(X[:30], 3, axis=0)
+    bias = case == "one-signed first rows"
+    y = np.where(np.arange(90) % 2, 1.0, -1.0)
+    program = ConvexProgram.from_data(X, y, sample_patterns(X, 6, bias=bias, rng=0, sampler="paper"),
+                                      beta=1e-3, bias=bias)
+    monkeypatch.setattr(presolve, "ROW_BLOCK", 10)
+    for i in range(program.n_patterns):
+        signs = program.patterns[:, i]
+        first = np.flatnonzero(signs)[:10] if bias else None
+        upper, direction, lower = pattern_margin(program, i, first_rows=first)
+        if signs.all() or not signs.any():  # with a bias, the bias alone satisfies every row
+            assert bias and upper == lower == np.inf
+            continue
+        exact = clarabel_margin(program, i)
+        assert upper >= exact - 1e-7 and lower <= exact + 1e-7
+        if case == "zero rows":  # a row 0 >= t: the margin is exactly 0, attained by u = 0 (lower -inf)
+            assert upper == pytest.approx(0.0, abs=1e-9)
+            continue
+        assert lower == pytest.approx(exact, rel=1e-6, abs=1e-9)
+        s = np.where(signs, 1.0, -1.0)
+        attained = (s * (program.X @ direction)).min() / np.abs(direction[program.perturbable]).sum()
+        assert attained == pytest.approx(lower, rel=1e-9, abs=1e-12)
+
+
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("eps", [0.0, 8.0])
 def test_row_generation_on_pixel_data_in_both_units(eps, bias, monkeypatch):
