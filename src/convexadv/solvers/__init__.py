@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 
 from ..programs import ConvexProgram, ConvexSolution, ConvexSolveError, DegenerateSolutionError, degenerate_reason
-from .cvxpy_backend import CVXPY_SOLVERS, mosek_licence_problem, solve_with_cvxpy
 
 log = logging.getLogger("convexadv")
+
+#: the backends reached through cvxpy (:mod:`.cvxpy_backend`, imported only when one is used: cvxpy
+#: takes about 2 s to import, which every pipeline job would otherwise pay), and their cvxpy names
+CVXPY_SOLVERS = {"clarabel": "CLARABEL", "scs": "SCS", "mosek": "MOSEK"}
 
 SOLVERS = ("auto", "fast", *CVXPY_SOLVERS)
 _auto_choice: str | None = None
@@ -30,6 +33,8 @@ def resolve_solver(solver: str) -> str:
     if key != "auto":
         return key
     if _auto_choice is None:
+        from .cvxpy_backend import mosek_licence_problem
+
         reason = mosek_licence_problem()
         if reason is None:
             _auto_choice = "mosek"
@@ -49,6 +54,8 @@ def solve_program(program: ConvexProgram, *, solver: str = "auto", verbose: bool
 
         solution = solve_fast(program, progress=verbose, **options)
     else:
+        from .cvxpy_backend import solve_with_cvxpy
+
         solution = solve_with_cvxpy(program, solver=key, verbose=verbose, **options)
     if solution.status != "optimal":
         advice = (_stall_advice(program) if solution.status == "stalled"

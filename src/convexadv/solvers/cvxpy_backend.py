@@ -14,11 +14,10 @@ import cvxpy as cp
 import numpy as np
 
 from ..programs import ConvexProgram, ConvexSolution, ConvexSolveError
+from . import CVXPY_SOLVERS
 from .presolve import trivial_patterns
 
 log = logging.getLogger(__name__)
-
-CVXPY_SOLVERS = {"clarabel": "CLARABEL", "scs": "SCS", "mosek": "MOSEK"}
 
 
 @functools.lru_cache(maxsize=1)
