@@ -233,3 +233,16 @@ def test_a_network_no_better_than_zero_or_constant_is_degenerate():
     V = program.X.T @ y / len(y)  # along the class difference, small enough that every output is below 1
     V = (V / np.abs(program.X @ V).max())[:, None]
     assert program.objective(V, np.zeros_like(V)) < 1 and degenerate_reason(program, V, np.zeros_like(V)) is None
+
+
+@pytest.mark.parametrize("module", ["convexadv.patterns", "convexadv.solvers", "convexadv.network", "convexadv.data",
+                                    "convexadv.io"])
+def test_light_modules_do_not_import_torch_or_cvxpy(module):
+    """The pipeline's pattern, recovery, data and report jobs import only these modules; torch (3-4 s
+    to import) and cvxpy (about 2 s) must stay out of them until a solver or an attack is used."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(sorted({{'torch', 'cvxpy'}} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]", f"importing {module} imported {result.stdout.strip()}"
