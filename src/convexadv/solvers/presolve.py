@@ -122,14 +122,17 @@ def _remaining(deadline: float | None, what: str) -> float | None:
 
 
 class _MarginLP:
-    """max t s.t. a_k^T u >= t for the rows a_k added so far, ||u~||_1 <= 1 (bias free), in one HiGHS
-    model: row generation adds rows to it and re-solves from the previous basis (the dual simplex's
-    warm start) instead of solving every round from scratch.
+    """max t s.t. a_k^T u >= t for the rows a_k of A added so far (indices ``rows``, in the order they
+    were added), ||u~||_1 <= 1 (bias free), in one HiGHS model: row generation adds rows to it and
+    re-solves from the previous basis (the dual simplex's warm start) instead of solving every round
+    from scratch.
 
     Variables [p (q), m (q), b (free), t] with u~ = p - m, p, m >= 0; row 0 is the norm row
-    1^T (p + m) <= 1, the others t - a_k^T u <= 0 in the order they were added."""
+    1^T (p + m) <= 1, the others t - a_k^T u <= 0, one per entry of ``rows``."""
 
-    def __init__(self, perturbable: np.ndarray):
+    def __init__(self, A: np.ndarray, perturbable: np.ndarray):
+        self.A = A
+        self.rows = np.zeros(0, dtype=np.int64)
         self.perturbable = np.asarray(perturbable, dtype=bool)
         self.q, self.free = np.flatnonzero(self.perturbable), np.flatnonzero(~self.perturbable)
         self.n_vars = 2 * self.q.size + self.free.size + 1
@@ -143,9 +146,10 @@ class _MarginLP:
         norm = np.arange(2 * self.q.size, dtype=np.int32)
         self.highs.addRow(-inf, 1.0, norm.size, norm, np.ones(norm.size))
 
-    def add_rows(self, A: np.ndarray) -> None:
-        """Add the rows t - a_k^T u <= 0 for the rows a_k of A (m, d)."""
-        m = A.shape[0]
+    def add_rows(self, indices: np.ndarray) -> None:
+        """Add the rows t - a_k^T u <= 0 for the rows a_k of A at ``indices``."""
+        A, m = self.A[indices], len(indices)
+        self.rows = np.concatenate([self.rows, indices])
         block = np.hstack([-A[:, self.q], A[:, self.q], -A[:, self.free], np.ones((m, 1))])
         starts = np.arange(m, dtype=np.int32) * self.n_vars
         columns = np.tile(np.arange(self.n_vars, dtype=np.int32), m)
@@ -153,8 +157,7 @@ class _MarginLP:
                            block.ravel())
 
     def solve(self, time_limit: float | None) -> tuple[float, np.ndarray, np.ndarray] | None:
-        """(value, u, lam) with lam >= 0 HiGHS's multipliers of the rows in the order they were added
-        (a dual point), or None when the LP is unbounded (every row has the same sign and the bias alone
+        """(value, u, lam) with lam >= 0 HiGHS's multipliers of the rows ``rows`` (a dual point), or None when the LP is unbounded (every row has the same sign and the bias alone
         satisfies them)."""
         highs = self.highs
         if time_limit is not None:  # HiGHS's clock adds up over the runs of one model
@@ -211,17 +214,11 @@ def sign_margin(rows: ConeRows, signs: np.ndarray, *, first_rows: np.ndarray | N
         first = np.sort(np.random.default_rng(seed).choice(n, ROW_BLOCK, replace=False))
     else:
         first = np.unique(first_rows)
-    lp = _MarginLP(rows.perturbable)
-    subset = np.zeros(0, dtype=np.int64)  # the LP's rows, in the order they were added
-
-    def add(indices):
-        nonlocal subset
-        lp.add_rows(A[indices])
-        subset = np.concatenate([subset, indices])
-
-    add(first)
+    lp = _MarginLP(A, rows.perturbable)
+    lp.add_rows(first)
     while True:  # bounded: every pass adds at least one new row or returns
         solved = lp.solve(_remaining(deadline, "in a margin LP"))
+        subset = lp.rows
         if solved is None:  # the chosen rows all have one sign (and a bias): add rows of the other sign
             other = np.flatnonzero(s != s[subset[0]])
             if other.size == 0:  # the bias alone satisfies every row
@@ -231,7 +228,7 @@ def sign_margin(rows: ConeRows, signs: np.ndarray, *, first_rows: np.ndarray | N
             new = np.setdiff1d(other, subset)[:ROW_BLOCK]
             if new.size == 0:  # cannot happen in exact arithmetic: rows of both signs bound t
                 raise RuntimeError("margin LP reported unbounded with rows of both signs in it")
-            add(new)
+            lp.add_rows(new)
             continue
         value, u, lam = solved
         upper = _dual_bound(A[subset], s[subset], lam, rows.perturbable)
@@ -244,7 +241,7 @@ def sign_margin(rows: ConeRows, signs: np.ndarray, *, first_rows: np.ndarray | N
         outside = np.setdiff1d(np.flatnonzero(values < value - ROW_TOLERANCE), subset)
         if outside.size == 0:  # the subset's maximiser satisfies every row: it is the full LP's
             return upper, u, lower
-        add(outside[np.argsort(values[outside], kind="stable")[:ROW_BLOCK]])
+        lp.add_rows(outside[np.argsort(values[outside], kind="stable")[:ROW_BLOCK]])
 
 
 def _signed_margin(values: np.ndarray, u: np.ndarray, rows: ConeRows) -> float:
