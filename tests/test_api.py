@@ -236,10 +236,11 @@ def test_a_network_no_better_than_zero_or_constant_is_degenerate():
 
 
 @pytest.mark.parametrize("module", ["convexadv.patterns", "convexadv.solvers", "convexadv.network", "convexadv.data",
-                                    "convexadv.io"])
+                                    "convexadv.io", "convexadv.attacks", "convexadv.verify"])
 def test_light_modules_do_not_import_torch_or_cvxpy(module):
-    """The pipeline's pattern, recovery, data and report jobs import only these modules; torch (3-4 s
-    to import) and cvxpy (about 2 s) must stay out of them until a solver or an attack is used."""
+    """The pipeline's pattern, recovery, data, evaluation (FGSM / PGD, exact robustness) and report jobs
+    import only these modules; torch (3-4 s to import) and cvxpy (about 2 s) must stay out of them until
+    a solver, AutoAttack or a torch model is used."""
     import subprocess
     import sys
 

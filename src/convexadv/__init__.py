@@ -16,8 +16,8 @@ import importlib
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "attacks": ("AUTOATTACK_ATTACKS", "accuracy", "autoattack", "autoattack_accuracy", "evaluate_robustness", "fgsm",
-                "pgd", "pgd_restarts", "squared_error"),
+    "attacks": ("accuracy", "evaluate_robustness", "fgsm", "pgd", "pgd_restarts", "squared_error"),
+    "torchattacks_adapter": ("AUTOATTACK_ATTACKS", "autoattack", "autoattack_accuracy"),
     "baselines": ("train_gd",),
     "estimators": ("ConvexReLUClassifier", "ConvexReLURegressor"),
     "network": ("ReLUNetwork", "certified_linear_region", "recover_network", "robust_loss_terms",

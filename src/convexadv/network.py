@@ -118,13 +118,18 @@ def certified_linear_region(network: ReLUNetwork, X, eps: float) -> np.ndarray:
     return np.all(np.abs(Xb @ network.U) >= eps * l1[None, :], axis=1)
 
 
+def outputs_and_gradients(network: ReLUNetwork, X) -> tuple[np.ndarray, np.ndarray]:
+    """yhat(x_k) and g_k = sum_{j: x_k^T u_j >= 0} alpha_j u_j over the perturbable inputs (the gradient
+    of yhat at x_k wherever it exists), shapes (n,) and (n, d), from one product X U."""
+    network = as_relu_network(network)
+    H = network._inputs(X) @ network.U
+    perturbable = perturbable_columns(network.U.shape[0], network.bias)
+    return np.maximum(H, 0.0) @ network.alpha, ((H >= 0) * network.alpha[None, :]) @ network.U[perturbable].T
+
+
 def local_gradients(network: ReLUNetwork, X) -> np.ndarray:
     """g_k = sum_{j: x_k^T u_j >= 0} alpha_j u_j over the perturbable inputs, shape (n, d)."""
-    network = as_relu_network(network)
-    Xb = network._inputs(X)
-    active = (Xb @ network.U >= 0).astype(np.float64)
-    perturbable = perturbable_columns(network.U.shape[0], network.bias)
-    return (active * network.alpha[None, :]) @ network.U[perturbable].T
+    return outputs_and_gradients(network, X)[1]
 
 
 def worst_case_perturbation(network: ReLUNetwork, X, y, eps: float, *, loss: str = "hinge") -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
@@ -54,10 +53,3 @@ def as_module(model) -> torch.nn.Module:
         return model.to_torch()
     raise TypeError(f"expected a ReLUNetwork or torch.nn.Module, got {type(model).__name__}")
 
-
-def to_tensor(X, like: torch.nn.Module) -> torch.Tensor:
-    """X as a tensor with the dtype and device of ``like``'s parameters."""
-    param = next(like.parameters(), None)
-    dtype = param.dtype if param is not None else torch.float64
-    device = param.device if param is not None else "cpu"
-    return torch.as_tensor(np.asarray(X), dtype=dtype, device=device)

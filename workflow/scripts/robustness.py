@@ -9,7 +9,7 @@ on every test point; a point counts as robust only if no attack breaks it."""
 import numpy as np
 from _common import done, start
 
-from convexadv.attacks import autoattack_accuracy
+from convexadv.torchattacks_adapter import autoattack_accuracy
 from convexadv.data import Dataset
 from convexadv.io import atomic_write_json
 from convexadv.network import ReLUNetwork
