@@ -1,4 +1,4 @@
-"""The torch twin of :class:`convexadv.network.ReLUNetwork`, used by attacks and baselines."""
+"""The torch twin of :class:`convexadv.network.ReLUNetwork`, used by AutoAttack and the GD baselines."""
 
 from __future__ import annotations
 

@@ -56,8 +56,10 @@ log = logging.getLogger(__name__)
 
 #: fraction of the step to the boundary of the cones taken by each iteration
 TO_BOUNDARY = 0.99
-#: iterative-refinement steps for every Newton direction
+#: iterative-refinement steps for every Newton direction, at most
 REFINEMENTS = 2
+#: a Newton direction with a smaller relative residual is not refined further
+REFINED_RESIDUAL = 1e-10
 #: a step shorter than this means the Newton systems are exhausted (status "stalled")
 MIN_STEP = 1e-6
 #: a refined Newton direction with a larger relative residual makes the iteration refactor in the stable form
@@ -363,14 +365,20 @@ class _NewtonSystem:
         return dx
 
     def _refined(self, rhs: Point) -> tuple[Point, float]:
-        """The direction after REFINEMENTS steps of iterative refinement, and its relative residual."""
+        """The direction after at most REFINEMENTS steps of iterative refinement (fewer once its relative
+        residual is below REFINED_RESIDUAL), and its relative residual."""
         def residual_of(dx):
             return rhs.minus(newton_product(self.structure, self.w, self.scaling, dx))
 
+        scale = max(_norm(rhs), 1e-300)
         dx = self._solve(rhs)
+        residual = residual_of(dx)
         for _ in range(REFINEMENTS):
-            dx = dx.step(self._solve(residual_of(dx)), 1.0)
-        return dx, _norm(residual_of(dx)) / max(_norm(rhs), 1e-300)
+            if _norm(residual) <= REFINED_RESIDUAL * scale:
+                break
+            dx = dx.step(self._solve(residual), 1.0)
+            residual = residual_of(dx)
+        return dx, _norm(residual) / scale
 
 
 def _norm(point: Point) -> float:

@@ -170,9 +170,12 @@ def _factor_woodbury(structure: Structure, Bcol, C11, per_column: bool = False):
                   for pats in column_chunks(P, 2 * n * d + 5 * d * d))
     small = structure.X.new_zeros(n, n)
     for chunk_factor, chunk_weights in chunks:
-        Z = torch.linalg.solve_triangular(chunk_factor, structure.X.T[None, :, :] * chunk_weights[:, None, :],
-                                          upper=False)
-        small += torch.einsum("jai,jak->ik", Z, Z)
+        # Z_j^T = G_j L_j^-T, solved from the right: its transpose Z is then contiguous, so that
+        # sum_j Z_j^T Z_j is one GEMM over the stacked rows of Z without a copy
+        Zt = torch.linalg.solve_triangular(chunk_factor.mT, chunk_weights[:, :, None] * structure.X[None, :, :],
+                                           upper=True, left=False)
+        flat = Zt.mT.reshape(-1, n)
+        small.addmm_(flat.T, flat)
     small = 0.5 * (small + small.T)
     small.diagonal().add_(1.0)
     L_small = cholesky(small)
