@@ -4,15 +4,16 @@ Exact: convexadv.verify.exact_robustness in its robust / not-robust mode (attack
 ``time_limit`` seconds each; a point not decided in time is "undecided" and counted as not robust). With
 ``exact_points`` set, a fixed random subset of that size (the same for every model) is verified and the 95 %
 Wilson interval of the accuracy is reported. AutoAttack: APGD-CE, APGD-T, FAB-T and Square through torchattacks
-on every test point; a point counts as robust only if no attack breaks it."""
+as a cascade (each attack on the test points the earlier ones left); a point counts as robust only if no attack
+breaks it."""
 
 import numpy as np
 from _common import done, start
 
-from convexadv.torchattacks_adapter import autoattack_accuracy
 from convexadv.data import Dataset
 from convexadv.io import atomic_write_json
 from convexadv.network import ReLUNetwork
+from convexadv.torchattacks_adapter import autoattack_accuracy
 from convexadv.verify import binomial_interval, exact_robustness
 
 log = start(snakemake)
