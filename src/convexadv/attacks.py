@@ -20,24 +20,27 @@ The exact worst case is :func:`convexadv.verify.exact_robustness`.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .network import ReLUNetwork, as_relu_network, outputs_and_gradients
 from .programs import validate_eps, validate_inputs
 
-#: a model's outputs yhat (n,) and their input gradients (n, d) at the rows of X (n, d)
-Gradients = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+class _Model(NamedTuple):
+    """A model on float64 arrays X (n, d): its outputs yhat (n,), and those with their input gradients (n, d)."""
+
+    outputs: Callable[[np.ndarray], np.ndarray]
+    outputs_and_gradients: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _gradients(model) -> Gradients:
-    """The outputs and input gradients of ``model`` on float64 arrays: in closed form for a
-    :class:`ReLUNetwork` or anything with ``to_network()`` (its torch twin), by autograd for any
-    other torch module (evaluated in its own dtype and device)."""
+def _differentiable(model) -> _Model:
+    """``model`` as a :class:`_Model`: in closed form for a :class:`ReLUNetwork` or anything with
+    ``to_network()`` (its torch twin), by torch (autograd for the gradients) for any other torch module,
+    evaluated in its own dtype and device."""
     if isinstance(model, ReLUNetwork) or callable(getattr(model, "to_network", None)):
         network = as_relu_network(model)
-        return lambda X: outputs_and_gradients(network, X)
+        return _Model(network.forward, lambda X: outputs_and_gradients(network, X))
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -46,18 +49,22 @@ def _gradients(model) -> Gradients:
     dtype = param.dtype if param is not None else torch.float64
     device = param.device if param is not None else "cpu"
 
+    def outputs(X):
+        with torch.no_grad():
+            return model(torch.as_tensor(X, dtype=dtype, device=device)).double().cpu().numpy()
+
     def autograd(X):
         x = torch.as_tensor(X, dtype=dtype, device=device).requires_grad_(True)
         yhat = model(x)
         (grad,) = torch.autograd.grad(yhat.sum(), x)
         return yhat.detach().double().cpu().numpy(), grad.double().cpu().numpy()
 
-    return autograd
+    return _Model(outputs, autograd)
 
 
-def _ascent_sign(gradients: Gradients, x: np.ndarray, y: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
+def _ascent_sign(model: _Model, x: np.ndarray, y: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
     """The ascent sign of the (leaky hinge or squared) loss at x, and yhat(x)."""
-    yhat, grad = gradients(x)
+    yhat, grad = model.outputs_and_gradients(x)
     if loss == "hinge":
         weight = -y  # the leaky hinge's gradient direction: that of -y yhat
     elif loss == "squared":
@@ -67,12 +74,12 @@ def _ascent_sign(gradients: Gradients, x: np.ndarray, y: np.ndarray, loss: str) 
     return np.sign(weight[:, None] * grad), yhat
 
 
-def _prepare(model, X, y) -> tuple[Gradients, np.ndarray, np.ndarray]:
+def _prepare(model, X, y) -> tuple[_Model, np.ndarray, np.ndarray]:
     X = validate_inputs(X)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries")
-    return _gradients(model), X, y
+    return _differentiable(model), X, y
 
 
 def validate_count(name: str, value) -> int:
@@ -85,8 +92,8 @@ def validate_count(name: str, value) -> int:
 def fgsm(model, X, y, eps: float, *, loss: str = "hinge") -> np.ndarray:
     """Fast Gradient Sign Method: one step of size eps along the ascent sign."""
     eps = validate_eps(eps)
-    gradients, x, y = _prepare(model, X, y)
-    return x + eps * _ascent_sign(gradients, x, y, loss)[0]
+    differentiable, x, y = _prepare(model, X, y)
+    return x + eps * _ascent_sign(differentiable, x, y, loss)[0]
 
 
 def pgd(model, X, y, eps: float, *, step_size: float | None = None, n_steps: int = 40,
@@ -100,10 +107,10 @@ def pgd(model, X, y, eps: float, *, step_size: float | None = None, n_steps: int
     gamma = eps / 30 if step_size is None else float(step_size)
     if gamma <= 0 and eps > 0:
         raise ValueError(f"step_size must be > 0, got {step_size}")
-    gradients, x, y = _prepare(model, X, y)
+    differentiable, x, y = _prepare(model, X, y)
     x_adv = x.copy()
     for _ in range(n_steps):
-        x_adv = np.clip(x_adv + gamma * _ascent_sign(gradients, x_adv, y, loss)[0], x - eps, x + eps)  # Pi_X
+        x_adv = np.clip(x_adv + gamma * _ascent_sign(differentiable, x_adv, y, loss)[0], x - eps, x + eps)  # Pi_X
     return x_adv
 
 
@@ -128,10 +135,10 @@ def pgd_restarts(model, X, y, eps: float, *, n_restarts: int = 10, n_steps: int 
     n_restarts, n_steps = validate_count("n_restarts", n_restarts), validate_count("n_steps", n_steps)
     if loss not in ("hinge", "squared"):
         raise ValueError(f"loss must be 'hinge' or 'squared', got {loss!r}")
-    gradients, x, y = _prepare(model, X, y)
+    differentiable, x, y = _prepare(model, X, y)
     n = x.shape[0]
     best = x.copy()
-    best_score = _attack_score(gradients(x)[0], y, loss)
+    best_score = _attack_score(differentiable.outputs(x), y, loss)
     if eps == 0:
         return best
     noise = 2 * np.random.default_rng(seed).random((n_restarts - 1, *x.shape)) - 1
@@ -148,16 +155,16 @@ def pgd_restarts(model, X, y, eps: float, *, n_restarts: int = 10, n_steps: int 
         best_score[better] = scores[restart[better], better]
 
     for gamma in steps:
-        direction, yhat = _ascent_sign(gradients, x_adv, ys, loss)
+        direction, yhat = _ascent_sign(differentiable, x_adv, ys, loss)
         keep_best(x_adv, yhat)
         x_adv = np.minimum(np.maximum(x_adv + gamma * direction, lower), upper)
-    keep_best(x_adv, gradients(x_adv)[0])
+    keep_best(x_adv, differentiable.outputs(x_adv))
     return best
 
 
 def predict_scores(model, X) -> np.ndarray:
     """The outputs yhat (n,) of ``model`` at the rows of X, float64."""
-    return _gradients(model)(validate_inputs(X))[0]
+    return _differentiable(model).outputs(validate_inputs(X))
 
 
 def accuracy(model, X, y) -> float:

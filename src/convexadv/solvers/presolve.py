@@ -157,8 +157,8 @@ class _MarginLP:
                            block.ravel())
 
     def solve(self, time_limit: float | None) -> tuple[float, np.ndarray, np.ndarray] | None:
-        """(value, u, lam) with lam >= 0 HiGHS's multipliers of the rows ``rows`` (a dual point), or None when the LP is unbounded (every row has the same sign and the bias alone
-        satisfies them)."""
+        """(value, u, lam) with lam >= 0 HiGHS's multipliers of the rows ``rows`` (a dual point), or None
+        when the LP is unbounded (every row has the same sign and the bias alone satisfies them)."""
         highs = self.highs
         if time_limit is not None:  # HiGHS's clock adds up over the runs of one model
             highs.setOptionValue("time_limit", highs.getRunTime() + max(time_limit, 1e-3))
