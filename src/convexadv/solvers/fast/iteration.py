@@ -18,7 +18,7 @@ nothing to tune.
 
 Newton systems: :mod:`.newton` (exact, by their structure), every direction refined against the
 exact product; an iteration whose refined residual stays above FALLBACK_RESIDUAL refactors
-its system in the backward-stable form, without harmonic means (:class:`_NewtonSystem`).
+its system in the stable forms, without harmonic means (:class:`_NewtonSystem`).
 Variables and rows: :mod:`.structure`; starting point: :mod:`.start`.
 
 Certificate (:mod:`.certificate`). The multipliers z of the constraints give a point of the Lagrange dual of
@@ -26,7 +26,8 @@ Certificate (:mod:`.certificate`). The multipliers z of the constraints give a p
 column satisfies dist(-l_j, eps M_j B_inf) <= beta exactly, so its value is a valid lower bound
 (weak duality). The solver stops when objective - bound <= tol_abs * f(0) + tol * |objective|. Once the
 interior-point gap mu * degree is below that target but the bound is not, the multipliers of (11) are
-refitted by nonnegative least squares before the bound is taken (:func:`.certificate.refit_cone_multipliers`).
+refitted by nonnegative least squares before the bound is taken (:func:`.certificate.refit_cone_multipliers`);
+after STALL_ITERATIONS such iterations the solve stops "stalled" with its best point and bound.
 
 Units. The iterations run on an exactly equivalent program in internal units (X and eps divided by
 a power of two near max |x|, y for the squared loss by one near ||y|| / sqrt(2)), so data on the
@@ -48,12 +49,14 @@ from ...programs import ConvexProgram, ConvexSolution
 from ..presolve import PresolveTimeoutError, cone_margins
 from .certificate import certified_lower_bound, refit_cone_multipliers
 from .cones import NTScaling, cone_det, cone_identity, cone_step, jordan, jordan_solve, ratio_step, reflect
-from .newton import available_memory, fallback_affordable, factor, memory_needed, newton_product
+from .newton import available_memory, factor, memory_needed, newton_product, stable_forms
 from .start import start_point
 from .structure import ROWS, Point, Structure
 
 log = logging.getLogger(__name__)
 
+#: the default absolute tolerance per loss, a fraction of the zero network's objective f(0) (see solve_fast)
+TOL_ABS = {"hinge": 1e-7, "squared": 1e-12}
 #: fraction of the step to the boundary of the cones taken by each iteration
 TO_BOUNDARY = 0.99
 #: iterative-refinement steps for every Newton direction, at most
@@ -66,6 +69,9 @@ MIN_STEP = 1e-6
 FALLBACK_RESIDUAL = 1e-6
 #: the iterations drive the mean complementarity s^T z / degree down to this fraction of tol * |objective|
 TARGET_FRACTION = 0.05
+#: status "stalled" also after this many iterations whose interior-point gap mu * degree was already
+#: below the target while the certified gap was not (rounding errors keep the bound from following)
+STALL_ITERATIONS = 20
 
 
 def _power_of_two(value: float) -> float:
@@ -81,7 +87,7 @@ def internal_units(program: ConvexProgram) -> tuple[float, float]:
     return s, s_y
 
 
-def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e-7, max_iter: int = 200,
+def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float | None = None, max_iter: int = 200,
                time_limit: float | None = None, device: str = "cpu", dtype=torch.float64,
                warm_start: ConvexSolution | None = None, progress: bool = False) -> ConvexSolution:
     """Solve (8), (15) or (18) to a certified duality gap with the structured interior-point method.
@@ -93,7 +99,10 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
         f(0) the objective of the zero network (1 for the hinge loss, ||y||^2 / 2 for the squared
         loss). ``tol_abs`` reads in the loss's own units: a program whose optimum is nearly pure
         regulariser (separable data, objective ~1e-4) ends optimal instead of chasing a relative
-        gap that rounding cannot certify.
+        gap that rounding cannot certify. Default (None): TOL_ABS[loss], 1e-7 for the hinge loss (a
+        mean over the samples) and 1e-12 for the squared loss (a sum, whose optimum can be 1e-8 of
+        f(0) where the network nearly interpolates the targets: with 1e-7 such solves had stopped
+        "optimal" at up to 40 times the optimum).
     max_iter, time_limit : stop early after this many iterations / seconds, presolve included
         (status "iteration_limit" / "time_limit"; the bound returned is still valid). A time limit
         that passes inside the presolve returns the zero network with the bound 0.
@@ -109,9 +118,10 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     the data's units. The returned point is strictly feasible for (8) / (11) (every iterate is), so
     ``max_violation`` is zero up to rounding. ``info`` holds the gap, the number of iterations, the
     number of patterns the presolve kept, the internal units and ``fallback_iterations``
-    (iterations whose Newton system was refactored in the stable form for accuracy, see :class:`_NewtonSystem`).
-    Status "stalled" means rounding errors stopped progress before the gap was reached (the best point
-    and bound are still valid).
+    (iterations whose Newton system was refactored in a stable form for accuracy, see :class:`_NewtonSystem`).
+    Status "stalled" means rounding errors stopped progress before the gap was reached: a step below
+    MIN_STEP, or STALL_ITERATIONS iterations whose interior-point gap was below the target while the
+    certified one was not (the best point and bound are still valid).
     Samples x_k = 0 (eps = 0, no bias) are left out of the iterations (their rows of (8) are 0 >= 0 and
     their loss is a constant; ``info["zero_samples"]`` counts them), exactly.
     Raises MemoryError, before any iteration (for eps = 0 before the presolve), when the Newton
@@ -119,6 +129,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
     """
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
+    if tol_abs is None:
+        tol_abs = TOL_ABS[program.loss]
     if not tol_abs >= 0:
         raise ValueError(f"tol_abs must be >= 0, got {tol_abs}")
     if max_iter < 1:
@@ -170,6 +182,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
         previous = np.hstack([warm_start.V[:, keep], warm_start.W[:, keep]]) * (s / s_y)
     x = start_point(structure, interior[:, keep], previous)
     status, lower_bound, iterations, fallback_count = "iteration_limit", -math.inf, 0, 0
+    lagging = 0  # iterations with the interior-point gap below the target, the certified gap above it
     best_U, best_objective = None, math.inf
     last_duration = 0.0
 
@@ -196,6 +209,7 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
             if (best_objective - max(bound, lower_bound) > gap_target(best_objective)
                     and mu * structure.degree * s_y ** 2 <= gap_target(best_objective)):
                 # the interior-point gap is small enough, the certificate lags: refit the multipliers of (11)
+                lagging += 1
                 refitted = refit_cone_multipliers(structure, z)
                 if refitted is not None:
                     bound = max(bound, certified_lower_bound(structure, refitted) * s_y ** 2)
@@ -209,6 +223,9 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float = 1e
                 status = "optimal"
                 break
             if iterations >= max_iter:
+                break
+            if lagging >= STALL_ITERATIONS:
+                status = "stalled"
                 break
             # no iteration starts that the previous one's duration says would end past the deadline
             if deadline is not None and tick + last_duration > deadline:
@@ -339,44 +356,54 @@ def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone,
 class _NewtonSystem:
     """The Newton system of one iteration: factored by its structure (:func:`.newton.factor`), every
     direction refined against the exact matrix-vector product. Where that leaves a relative residual
-    above FALLBACK_RESIDUAL (the harmonic means of B_V and B_W lose accuracy late in some solves)
-    and :func:`.newton.fallback_affordable` allows, it is refactored in the backward-stable form for
-    the rest of the iteration (eps = 0: Woodbury over the 2P columns; eps > 0: one dense Cholesky in U)."""
+    above FALLBACK_RESIDUAL (the harmonic means of B_V and B_W lose accuracy late in some solves),
+    it is refactored in the next of the stable forms of :func:`.newton.stable_forms` (eps = 0:
+    Woodbury over the 2P columns, then one dense Cholesky in U; eps > 0: the dense Cholesky) until a
+    direction is accurate, for the rest of the iteration; the most accurate direction found is used
+    (one factorisation is held at a time). ``fallback`` says whether a stable form was factored."""
 
     def __init__(self, structure: Structure, w: dict, scaling: NTScaling):
         self.structure, self.w, self.scaling = structure, w, scaling
+        self._stable_forms = iter(stable_forms(structure))
         self.fallback = False
         try:
             self._solve = factor(structure, w, scaling)
         except torch.linalg.LinAlgError:  # a harmonic mean not numerically positive definite
-            if not fallback_affordable(structure):
+            if not self._next_form():
                 raise
-            self._solve, self.fallback = factor(structure, w, scaling, fallback=True), True
+
+    def _next_form(self) -> bool:
+        """Refactor in the next stable form that factors; False when none is left."""
+        for form in self._stable_forms:
+            try:
+                self._solve = factor(self.structure, self.w, self.scaling, form=form)
+            except torch.linalg.LinAlgError:
+                continue
+            self.fallback = True
+            return True
+        return False
 
     def solve(self, rhs: Point) -> Point:
-        dx, residual = self._refined(rhs)
-        if residual > FALLBACK_RESIDUAL and not self.fallback and fallback_affordable(self.structure):
-            try:
-                self._solve = factor(self.structure, self.w, self.scaling, fallback=True)
-            except torch.linalg.LinAlgError:
-                return dx
-            self.fallback = True
-            dx, residual = self._refined(rhs)
+        dx, residual = self._refined(self._solve, rhs)
+        while residual > FALLBACK_RESIDUAL and self._next_form():
+            candidate, candidate_residual = self._refined(self._solve, rhs)
+            if candidate_residual < residual:
+                dx, residual = candidate, candidate_residual
         return dx
 
-    def _refined(self, rhs: Point) -> tuple[Point, float]:
-        """The direction after at most REFINEMENTS steps of iterative refinement (fewer once its relative
-        residual is below REFINED_RESIDUAL), and its relative residual."""
+    def _refined(self, solve, rhs: Point) -> tuple[Point, float]:
+        """The direction by ``solve`` after at most REFINEMENTS steps of iterative refinement (fewer once
+        its relative residual is below REFINED_RESIDUAL), and its relative residual."""
         def residual_of(dx):
             return rhs.minus(newton_product(self.structure, self.w, self.scaling, dx))
 
         scale = max(_norm(rhs), 1e-300)
-        dx = self._solve(rhs)
+        dx = solve(rhs)
         residual = residual_of(dx)
         for _ in range(REFINEMENTS):
             if _norm(residual) <= REFINED_RESIDUAL * scale:
                 break
-            dx = dx.step(self._solve(residual), 1.0)
+            dx = dx.step(solve(residual), 1.0)
             residual = residual_of(dx)
         return dx, _norm(residual) / scale
 

@@ -7,10 +7,11 @@ written as sums of positive terms so that nothing cancels); what remains is a sy
 
 with one d x d block B_j per column and K the per-sample part in delta = V - W (P' d x P' d).
 eps = 0: K has rank n and the Woodbury identity needs one n x n factorisation, summed over the P'
-patterns through the harmonic means of B_V and B_W (or, as a fallback where those lose accuracy,
-over the 2P' columns); eps > 0: an exact reduction to delta and one dense Cholesky of order P'd (the
-harmonic means carry the rest), or, as a fallback, one dense Cholesky of the whole system
-(order 2P'd). [D_1 X ... D_P X] is never formed: every product is a masked GEMM.
+patterns through the harmonic means of B_V and B_W; eps > 0: an exact reduction to delta and one
+dense Cholesky of order P'd (the harmonic means carry the rest). Where these lose accuracy late in a
+solve, the iteration falls back to the stable forms of :func:`stable_forms`: for eps = 0 the
+Woodbury sum over the 2P' columns, then (both losses) one dense Cholesky of the whole system
+(order 2P'd) while that is affordable. [D_1 X ... D_P X] is never formed: every product is a masked GEMM.
 :func:`newton_product` applies the same matrix exactly, for iterative refinement.
 """
 
@@ -23,7 +24,7 @@ from .structure import Point, Structure
 
 #: relative diagonal shifts tried when a Newton matrix is not numerically positive definite
 JITTER = (1e-15, 1e-13, 1e-11, 1e-9)
-#: largest order 2 P d of the dense fallback (order 12,000: about 1.2 GB per copy in float64)
+#: largest order 2 P d of the dense form (order 12,000: about 1.2 GB per copy in float64)
 DENSE_FALLBACK_MAX_ORDER = 12_000
 #: most numbers in one temporary of the per-column products (2^25: 256 MiB in float64)
 CHUNK_ELEMENTS = 2 ** 25
@@ -36,11 +37,12 @@ def newton_product(structure: Structure, w: dict, scaling: NTScaling, dx: Point)
         scaling.apply_inverse_squared(structure.cones(dx)))
 
 
-def factor(structure: Structure, w: dict, scaling: NTScaling, *, fallback: bool = False):
+def factor(structure: Structure, w: dict, scaling: NTScaling, *, form: str = "structured"):
     """Factor the Newton matrix  P + A^T diag(w) A + E^T W^-2 E  (A: the rows, E: the cones, W the
     Nesterov-Todd scaling ``scaling``) and return a function solving it for a right-hand side given
-    as a :class:`Point`. ``fallback``: the backward-stable form, without the harmonic means of
-    :func:`_harmonic_means`, for iterations where they lose accuracy (see :func:`fallback_affordable`)."""
+    as a :class:`Point`. ``form``: "structured" (the fastest, through the harmonic means of
+    :func:`_harmonic_means`) or one of the stable forms of :func:`stable_forms`, for iterations where
+    the harmonic means lose accuracy."""
     n, d, dp, P, J = structure.n, structure.d, structure.dp, structure.P, structure.J
     eps = structure.eps
     # --- per sample: rows R (n, 2), a - g (cm), a + g (cp) ---
@@ -57,7 +59,7 @@ def factor(structure: Structure, w: dict, scaling: NTScaling, *, fallback: bool 
     (s1_, s2_), (e1, e2) = structure.row_sign.unbind(dim=1), structure.row_eps.tolist()
     omega = torch.stack([w1 * w2, w1 * delta, w2 * delta], dim=1) / W_sum[:, None]
     alpha = torch.stack([s1_ - s2_, s1_, s2_], dim=1)
-    beta = torch.tensor([e2 - e1, -e1, -e2]).to(wR)[None, :].expand_as(alpha)
+    beta = wR.new_tensor([e2 - e1, -e1, -e2])[None, :].expand_as(alpha)
     s_yy = (omega * alpha ** 2).sum(dim=1)
     h_ya = (omega * alpha * beta).sum(dim=1)
     gamma = (omega * beta ** 2).sum(dim=1)
@@ -106,7 +108,7 @@ def factor(structure: Structure, w: dict, scaling: NTScaling, *, fallback: bool 
     def solve_bb(r):  # H_bb^-1 r for r (d', J)
         return iota_c * r - theta_c[None, :] * (iota_c * r).sum(dim=0, keepdim=True) * iota_c
 
-    solve_U = _factor_reduced(structure, Bcol, E, phi, C11, C12, C22, fallback)
+    solve_U = _factor_reduced(structure, Bcol, E, phi, C11, C12, C22, form)
 
     def solve(r: Point) -> Point:
         # per sample: reduce the right-hand side to (yhat, g) space
@@ -133,15 +135,18 @@ def factor(structure: Structure, w: dict, scaling: NTScaling, *, fallback: bool 
     return solve
 
 
-def _factor_reduced(structure: Structure, Bcol, E, phi, C11, C12, C22, fallback: bool):
-    """Factor blockdiag(B_j) + [I; -I] K [I, -I] (the Newton matrix in U) and return its solver:
-    eps = 0 by Woodbury (:func:`_factor_woodbury`: over the P patterns, or with ``fallback`` over
-    the 2P columns), eps > 0 by the reduction to delta = V - W (:func:`_factor_delta`) or, with
-    ``fallback``, by one Cholesky of the whole matrix (:func:`_factor_dense`)."""
-    if structure.dp == 0:
-        return _factor_woodbury(structure, Bcol, C11, per_column=fallback)
-    if fallback:
+def _factor_reduced(structure: Structure, Bcol, E, phi, C11, C12, C22, form: str):
+    """Factor blockdiag(B_j) + [I; -I] K [I, -I] (the Newton matrix in U) and return its solver, in
+    the ``form`` of :func:`factor`: "structured" is Woodbury over the P patterns for eps = 0
+    (:func:`_factor_woodbury`) and the reduction to delta = V - W for eps > 0 (:func:`_factor_delta`);
+    "per_column" (eps = 0) is Woodbury over the 2P columns; "dense" one Cholesky of the whole matrix
+    (:func:`_factor_dense`)."""
+    if form not in ("structured", *stable_forms(structure)):
+        raise ValueError(f"form must be 'structured' or one of {stable_forms(structure)} here, got {form!r}")
+    if form == "dense":
         return _factor_dense(structure, Bcol, _dense_sample_hessian(structure, E, phi, C11, C12, C22))
+    if structure.dp == 0:
+        return _factor_woodbury(structure, Bcol, C11, per_column=form == "per_column")
     return _factor_delta(structure, Bcol, _dense_sample_hessian(structure, E, phi, C11, C12, C22))
 
 
@@ -221,7 +226,7 @@ def _factor_delta(structure: Structure, Bcol, K):
     W = T^-1 (r_V + r_W - B_V delta) (V - W = delta; K delta, which can be a difference of large
     terms, is never formed). One dense Cholesky of order P d (not 2 P d: 8 times fewer operations,
     4 times less memory). Late in some solves S loses accuracy where B_V and B_W are far apart;
-    the iteration then falls back to :func:`_factor_dense` (see FALLBACK_RESIDUAL in :mod:`.iteration`)."""
+    the iteration then falls back to :func:`_factor_dense` (see :func:`stable_forms`)."""
     P, d = structure.P, structure.d
     m = P * d
     B_V, B_W = Bcol[:P], Bcol[P:]
@@ -247,8 +252,8 @@ def memory_needed(n: int, d: int, n_patterns: int, robust: bool, element_size: i
     eps = 0, counting the copy of a regularised retry; four with eps > 0, where the delta reduction
     adds the harmonic means), four chunks of the per-column products, the per-sample rows, and the
     Woodbury matrix of order n (eps = 0) or K and its factor of order P d (``robust``: eps > 0).
-    The Nesterov-Todd scalings are vectors (:class:`.cones.NTScaling`). The dense fallback of
-    eps > 0 is not counted (see :func:`fallback_affordable`). Measured peaks on CPU, eps = 0: 1.8 GiB at n = 2,000,
+    The Nesterov-Todd scalings are vectors (:class:`.cones.NTScaling`). The dense form is not
+    counted (see :func:`stable_forms`). Measured peaks on CPU, eps = 0: 1.8 GiB at n = 2,000,
     d = 2,048, 8 patterns (estimate 2.9); 1.5 GiB at n = 4,000, d = 1,024, 16 patterns (2.4); 14.2 GiB
     at n = 10,000, d = 3,072, 36 patterns (20.8); eps > 0: 0.6 GiB at n = 600, d = 147, 36 patterns (1.1)."""
     J = 2 * n_patterns
@@ -275,16 +280,21 @@ def available_memory(device: torch.device) -> int | None:
     return None
 
 
-def fallback_affordable(structure: Structure) -> bool:
-    """Whether :func:`factor` may be called with ``fallback``: always with eps = 0 (the per-column
-    Woodbury sum needs no more memory); with eps > 0 (one dense Cholesky of order 2 P d) while that
-    order is at most DENSE_FALLBACK_MAX_ORDER."""
-    return structure.dp == 0 or structure.J * structure.d <= DENSE_FALLBACK_MAX_ORDER
+def stable_forms(structure: Structure) -> list[str]:
+    """The forms :func:`factor` falls back to, in order, where the structured form's refined direction
+    stays inaccurate: for eps = 0 the Woodbury sum over the 2P columns ("per_column", no more memory),
+    then for both "dense", one Cholesky of the whole matrix of order 2 P d, while that order is at most
+    DENSE_FALLBACK_MAX_ORDER. (Woodbury is exact in exact arithmetic only: with curvatures 1e18 apart,
+    e.g. a bias column of ones beside features of size 1e3, its per-column sum can leave a relative
+    residual of 1e-3 where the dense Cholesky, backward stable, leaves 1e-9.)"""
+    dense = ["dense"] if structure.J * structure.d <= DENSE_FALLBACK_MAX_ORDER else []
+    return (["per_column"] if structure.dp == 0 else []) + dense
 
 
 def _factor_dense(structure: Structure, Bcol, K):
-    """eps > 0, exact fallback: one Cholesky of the whole matrix of order 2 P d, no elimination
-    (backward stable in the original variables, 8 times the operations of :func:`_factor_delta`)."""
+    """The stable form "dense": one Cholesky of the whole matrix of order 2 P d, no elimination
+    (backward stable in the original variables; for eps > 0 8 times the operations of
+    :func:`_factor_delta`)."""
     J, d, P = structure.J, structure.d, structure.P
     K = K.reshape(P * d, P * d)
     H = torch.cat([torch.cat([K, -K], dim=1), torch.cat([-K, K], dim=1)], dim=0).reshape(J, d, J, d)
@@ -304,21 +314,25 @@ def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22):
     with M_ki = 1 only and the blocks below the diagonal are mirrored: one GEMM per pattern,
     about a quarter of the operations of the plain product over all samples and blocks."""
     n, d, P = structure.n, structure.d, structure.P
-    phi_full = structure.X.new_zeros(n, d)
-    phi_full[:, structure.pert] = phi
-    left = torch.cat([C11[:, None] * structure.X + C12[:, None] * phi_full,
-                      C12[:, None] * structure.X + C22[:, None] * phi_full])  # (2n, d)
-    right = torch.cat([structure.X, phi_full])  # (2n, d)
-    mask = torch.cat([structure.M, structure.M]) > 0  # (2n, P)
+    if structure.dp:
+        phi_full = structure.X.new_zeros(n, d)
+        phi_full[:, structure.pert] = phi
+        left = torch.cat([C11[:, None] * structure.X + C12[:, None] * phi_full,
+                          C12[:, None] * structure.X + C22[:, None] * phi_full])  # (2n, d)
+        right = torch.cat([structure.X, phi_full])  # (2n, d)
+        mask = torch.cat([structure.M, structure.M]) > 0  # (2n, P)
+    else:  # eps = 0 (the dense form): phi = 0, Q_k = C11_k x_k x_k^T, no l1 part
+        left, right, mask = C11[:, None] * structure.X, structure.X, structure.M > 0
     K = structure.X.new_zeros(P, d, P, d)
     for i in range(P):
         rows = mask[:, i]
         block = right[rows][:, None, :] * mask[rows, i:, None]  # (r, P - i, d)
         K[i, :, i:, :] = (left[rows].T @ block.reshape(-1, (P - i) * d)).reshape(d, P - i, d)
         K[i + 1:, :, i, :] = K[i, :, i + 1:, :].permute(1, 2, 0)
-    Ediag = torch.einsum("kl,ki,kp->lip", E, structure.M, structure.M)  # (d', P, P)
-    idx = structure.pert
-    K[:, idx, :, idx] += Ediag
+    if structure.dp:
+        Ediag = torch.einsum("kl,ki,kp->lip", E, structure.M, structure.M)  # (d', P, P)
+        idx = structure.pert
+        K[:, idx, :, idx] += Ediag
     return K
 
 

@@ -69,11 +69,11 @@ class Structure:
         # loss rows R_a = rho + row_sign_a * yhat - row_eps_a * 1^T a + row_const_a  (a = 0, 1)
         if self.hinge:
             self.row_sign = torch.stack([torch.zeros_like(self.y), self.y], dim=1)
-            self.row_eps = torch.tensor([0.0, self.eps]).to(self.X)
+            self.row_eps = self.X.new_tensor([0.0, self.eps])
             self.row_const = torch.stack([torch.zeros_like(self.y), -torch.ones_like(self.y)], dim=1)
         else:
             self.row_sign = torch.stack([-torch.ones_like(self.y), torch.ones_like(self.y)], dim=1)
-            self.row_eps = torch.tensor([self.eps, self.eps]).to(self.X)
+            self.row_eps = self.X.new_tensor([self.eps, self.eps])
             self.row_const = torch.stack([self.y, -self.y], dim=1)
         #: number of linear rows plus number of cones (the degree of the cone of the problem)
         self.degree = 2 * self.n + 2 * self.n * self.dp + 2 * self.J * self.dp + self.n * self.J + self.J
