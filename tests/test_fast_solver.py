@@ -272,7 +272,7 @@ def test_bias_beside_pixel_features_ends_optimal_through_the_dense_form(seed):
 def test_squared_loss_that_nearly_interpolates_is_solved_to_the_relative_tolerance(seed):
     """Pixel-scale inputs, 20 features for 30 targets: the optimum of (8) is ~1e-5 of f(0) = ||y||^2 / 2,
     so an absolute tolerance of 1e-7 f(0) (the hinge loss's default) would accept points 0.2-2 % above
-    it. The squared loss's default, 1e-12 f(0), leaves the relative tolerance in charge."""
+    it. The squared loss's default, 1e-14 f(0), leaves the relative tolerance in charge."""
     rng = np.random.default_rng(seed)
     X = np.round(np.clip(rng.uniform(0, 1, (30, 1)) * 255 + 40 * rng.standard_normal((30, 20)), 0, 255))
     y = X @ rng.standard_normal(20) / np.sqrt(20) + rng.standard_normal(30)
