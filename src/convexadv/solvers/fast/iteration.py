@@ -385,26 +385,26 @@ class _NewtonSystem:
         return False
 
     def solve(self, rhs: Point) -> Point:
-        dx, residual = self._refined(self._solve, rhs)
+        dx, residual = self._refined(rhs)
         while residual > FALLBACK_RESIDUAL and self._next_form():
-            candidate, candidate_residual = self._refined(self._solve, rhs)
+            candidate, candidate_residual = self._refined(rhs)
             if candidate_residual < residual:
                 dx, residual = candidate, candidate_residual
         return dx
 
-    def _refined(self, solve, rhs: Point) -> tuple[Point, float]:
-        """The direction by ``solve`` after at most REFINEMENTS steps of iterative refinement (fewer once
-        its relative residual is below REFINED_RESIDUAL), and its relative residual."""
+    def _refined(self, rhs: Point) -> tuple[Point, float]:
+        """The direction after at most REFINEMENTS steps of iterative refinement (fewer once its relative
+        residual is below REFINED_RESIDUAL), and its relative residual."""
         def residual_of(dx):
             return rhs.minus(newton_product(self.structure, self.w, self.scaling, dx))
 
         scale = max(_norm(rhs), 1e-300)
-        dx = solve(rhs)
+        dx = self._solve(rhs)
         residual = residual_of(dx)
         for _ in range(REFINEMENTS):
             if _norm(residual) <= REFINED_RESIDUAL * scale:
                 break
-            dx = dx.step(solve(residual), 1.0)
+            dx = dx.step(self._solve(residual), 1.0)
             residual = residual_of(dx)
         return dx, _norm(residual) / scale
 
