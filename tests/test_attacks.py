@@ -149,6 +149,31 @@ def test_autoattack_accuracy_runs_the_attacks_as_a_cascade():
     assert all(np.array_equal(first[name], again[name]) for name in first)
 
 
+def test_autoattack_accuracy_skips_points_proven_robust_without_changing_any_accuracy():
+    pytest.importorskip("torchattacks")
+    network, X, y = pixel_problem(n=60, seed=2)
+    y[:5] = -y[:5]  # five misclassified points
+    eps = 4.0
+    exact = exact_robustness(network, X, y, eps, decide_only=True)
+    proven = exact.status == "robust"
+    assert 0 < proven.sum() < np.sum(margins(network, X, y) > 0)  # some proven, some left to the attacks
+    options = dict(seed=3, n_steps=10, n_queries=100, image_shape=(3, 2, 2))
+    plain = autoattack_accuracy(network, X, y, eps, **options)
+    skipping = autoattack_accuracy(network, X, y, eps, proven_robust=proven, **options)
+    nothing_proven = autoattack_accuracy(network, X, y, eps, proven_robust=np.zeros(60, dtype=bool), **options)
+    assert skipping["attacked_points"] == np.sum(margins(network, X, y) > 0) - proven.sum()
+    assert {k: v for k, v in nothing_proven.items() if k != "seconds"} == {
+        k: v for k, v in plain.items() if k != "seconds"}
+    for name in (*AUTOATTACK_ATTACKS, "autoattack"):
+        # an attack never breaks a proven point, and the exact accuracy bounds every attack's from below
+        assert exact.robust_accuracy <= skipping[f"{name}_accuracy"] <= skipping["clean_accuracy"]
+    assert skipping["clean_accuracy"] == plain["clean_accuracy"]
+    with pytest.raises(ValueError, match="misclassifies"):
+        autoattack_accuracy(network, X, y, eps, proven_robust=np.ones(60, dtype=bool), **options)
+    with pytest.raises(ValueError, match="boolean mask"):
+        autoattack_accuracy(network, X, y, eps, proven_robust=proven[:10], **options)
+
+
 def test_autoattack_rejects_bad_arguments():
     network, X, y = pixel_problem(n=6)
     with pytest.raises(ValueError, match="attacks"):
