@@ -200,6 +200,14 @@ def test_changed_parameter_reruns_exactly_downstream_jobs(finished_run, tmp_path
     assert len(listed) >= expected[first_rule]
 
 
+def test_quick_start_profile_plans_the_same_dag(tmp_path):
+    """The README's Quick start runs with workflow/profiles/default: it must parse and plan the same jobs."""
+    plain = job_counts(snakemake(tmp_path, "--dry-run").stdout)
+    profiled = snakemake(tmp_path, "--profile", str(REPO / "workflow" / "profiles" / "default"), "--cores", "2",
+                         "--dry-run")
+    assert plain and job_counts(profiled.stdout) == plain
+
+
 def test_unchanged_config_is_stable_in_a_fresh_dir(tmp_path):
     """A dry run plans the full DAG and the job counts follow from the config."""
     dry = snakemake(tmp_path, "--dry-run")
