@@ -43,6 +43,8 @@ def factor(structure: Structure, w: dict, scaling: NTScaling, *, form: str = "st
     as a :class:`Point`. ``form``: "structured" (the fastest, through the harmonic means of
     :func:`_harmonic_means`) or one of the stable forms of :func:`stable_forms`, for iterations where
     the harmonic means lose accuracy."""
+    if form not in ("structured", *stable_forms(structure)):
+        raise ValueError(f"form must be 'structured' or one of {stable_forms(structure)} here, got {form!r}")
     n, d, dp, P, J = structure.n, structure.d, structure.dp, structure.P, structure.J
     eps = structure.eps
     # --- per sample: rows R (n, 2), a - g (cm), a + g (cp) ---
@@ -140,9 +142,7 @@ def _factor_reduced(structure: Structure, Bcol, E, phi, C11, C12, C22, form: str
     the ``form`` of :func:`factor`: "structured" is Woodbury over the P patterns for eps = 0
     (:func:`_factor_woodbury`) and the reduction to delta = V - W for eps > 0 (:func:`_factor_delta`);
     "per_column" (eps = 0) is Woodbury over the 2P columns; "dense" one Cholesky of the whole matrix
-    (:func:`_factor_dense`)."""
-    if form not in ("structured", *stable_forms(structure)):
-        raise ValueError(f"form must be 'structured' or one of {stable_forms(structure)} here, got {form!r}")
+    (:func:`_factor_dense`); ``form`` is checked by :func:`factor`."""
     if form == "dense":
         return _factor_dense(structure, Bcol, _dense_sample_hessian(structure, E, phi, C11, C12, C22))
     if structure.dp == 0:
