@@ -151,7 +151,7 @@ def autoattack_accuracy(model, X, y, eps: float, *, attacks=AUTOATTACK_ATTACKS, 
     if np.any(proven & ~correct):
         raise ValueError(f"proven_robust marks {int(np.sum(proven & ~correct))} points that the network "
                          "misclassifies even unperturbed: they cannot be robust")
-    robust = np.flatnonzero(correct & ~proven)
+    robust, n_proven = np.flatnonzero(correct & ~proven), int(proven.sum())
     result, seconds = {"clean_accuracy": float(np.mean(correct)), "attacked_points": int(robust.size)}, {}
     for name in attacks:
         start = time.perf_counter()
@@ -159,7 +159,7 @@ def autoattack_accuracy(model, X, y, eps: float, *, attacks=AUTOATTACK_ATTACKS, 
             X_adv = autoattack(module, X[robust], y[robust], eps, attacks=(name,), **options)[name]
             robust = robust[y[robust] * predict_scores(module, X_adv) > 0]
         seconds[name] = time.perf_counter() - start
-        result[f"{name}_accuracy"] = (robust.size + int(proven.sum())) / X.shape[0]
-    result["autoattack_accuracy"] = (robust.size + int(proven.sum())) / X.shape[0]
+        result[f"{name}_accuracy"] = (robust.size + n_proven) / X.shape[0]
+    result["autoattack_accuracy"] = (robust.size + n_proven) / X.shape[0]
     result["seconds"] = seconds
     return result

@@ -35,8 +35,7 @@ else:
         summary = verified.summary()
         log.info("exact verification: %s", summary)
         proven_robust[rows] = verified.status == "robust"
-        robust = int(np.sum(verified.status == "robust"))
-        low, high = binomial_interval(robust, rows.size)
+        low, high = binomial_interval(int(proven_robust.sum()), rows.size)
         result.update(exact_robust_accuracy=verified.robust_accuracy, exact_points=int(rows.size),
                       exact_undecided=verified.n_undecided, exact_interval_low=low, exact_interval_high=high,
                       exact_settled_by=summary["settled_by"], exact_seconds=summary["seconds"])
