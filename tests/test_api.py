@@ -118,6 +118,22 @@ def test_gd_baselines_learn_and_are_reproducible(method):
     assert accuracy(first, X, y) > 0.8
 
 
+@pytest.mark.parametrize("method, loss", [("pgd", "hinge"), ("std", "squared")])
+def test_gd_baselines_train_the_same_weights_as_with_torch_adam(method, loss, monkeypatch):
+    """The written-out Adam (which spares the GD jobs torch.optim's 2 s import of torch._dynamo) takes the
+    same steps as torch.optim.Adam to the bit, over a whole training run."""
+    from convexadv import baselines
+
+    X, y = make_classification(40, 3, seed=5) if loss == "hinge" else make_regression(40, 3, seed=5)
+    kwargs = dict(method=method, loss=loss, eps=0.0 if method == "std" else 0.05, width=8, epochs=25, bias=True,
+                  lr=1e-2, batch_size=16, pgd_steps=3, seed=2)
+    ours = train_gd(X, y, **kwargs)
+    monkeypatch.setattr(baselines, "_Adam", lambda params, lr: torch.optim.Adam(params, lr=lr))
+    reference = train_gd(X, y, **kwargs)
+    assert np.array_equal(ours.U, reference.U) and np.array_equal(ours.alpha, reference.alpha)
+    assert not np.array_equal(ours.U, train_gd(X, y, **{**kwargs, "epochs": 24}).U)  # the steps do move the weights
+
+
 def test_adversarial_baseline_needs_eps():
     X, y = make_classification(10, 2, seed=4)
     with pytest.raises(ValueError, match="eps > 0"):

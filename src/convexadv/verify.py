@@ -288,6 +288,8 @@ class _Objective:
 
         highs = highspy.Highs()
         highs.setOptionValue("output_flag", False)
+        # small programs, re-solved warm after every bound change: presolving the first solve only costs time
+        highs.setOptionValue("presolve", "off")
         highs.passModel(n_col, rows.count, rows.nnz, 2, 1, float(c[active] @ s[active]) / sigma, cost / sigma,
                         np.concatenate([-np.ones(d), np.zeros(n_t + n_a)]),
                         np.concatenate([np.ones(d), s_unit + 1.0, np.ones(n_a)]),
