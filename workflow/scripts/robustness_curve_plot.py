@@ -7,7 +7,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from _common import done, read_json, start  # noqa: E402
@@ -17,9 +16,11 @@ from convexadv.io import atomic_path  # noqa: E402
 log = start(snakemake)
 p = snakemake.params
 rows = []
+n_points = 0
 for path in snakemake.input.curves:
     method = next(label for label, model in p.models.items() if f"/{model}/" in path)
     curve = read_json(path)
+    n_points = max(n_points, int(curve.get("points", 0)))
     if curve["degenerate"]:
         log.warning("%s: degenerate model, left out", path)
         continue
@@ -40,15 +41,15 @@ means = curves.groupby(["method", "eps"])[["accuracy", "upper", "undecided"]].me
 open_range = means[means["undecided"] > 0]
 # side by side where several methods have undecided points at the same eps
 shift = 0.008 * (curves["eps"].max() - curves["eps"].min())
+centre = (open_range["method"].nunique() - 1) / 2
 for i, (method, group) in enumerate(open_range.groupby("method", sort=False)):
-    x = group["eps"] + shift * (i - (open_range["method"].nunique() - 1) / 2)
+    x = group["eps"] + shift * (i - centre)
     ax.vlines(x, group["accuracy"], group["upper"], colors=palette[method], linestyles=":", lw=2)
 ax.axvline(p.eps, color="grey", ls="--", lw=1)
 ax.text(p.eps, 2, " training eps", color="grey", fontsize=9)
 ax.set_xlabel("l_inf radius eps")
 ax.set_ylabel("exact robust accuracy (%)")
 ax.set_ylim(0, 100)
-n_points = int(np.max([read_json(path).get("points", 0) for path in snakemake.input.curves]))
 note = "\ndotted: up to the accuracy with every undecided point robust" if len(open_range) else ""
 ax.set_title(f"exact robust accuracy (MILP) on {n_points} test points; band: range over seeds{note}", fontsize=10)
 fig.tight_layout()
