@@ -134,6 +134,39 @@ def test_gd_baselines_train_the_same_weights_as_with_torch_adam(method, loss, mo
     assert not np.array_equal(ours.U, train_gd(X, y, **{**kwargs, "epochs": 24}).U)  # the steps do move the weights
 
 
+def _blas_threads() -> dict[str, int]:
+    from threadpoolctl import threadpool_info
+
+    return {info["filepath"]: info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("work", ["gd", "fast"])
+def test_torch_heavy_work_keeps_numpy_blas_on_one_thread_and_restores_it(work, monkeypatch, small_problem):
+    """GD training and the fast solver alternate small numpy products with torch operations: with both
+    thread pools at one thread per core they take the cores from each other (GD-PGD training 2x slower
+    on 2 cores, see convexadv.threads). numpy's BLAS is one thread inside them, and as before after."""
+    from threadpoolctl import threadpool_limits
+
+    from convexadv import baselines
+    from convexadv.solvers.fast import iteration
+
+    seen = []
+    module, name = (baselines, "pgd") if work == "gd" else (iteration, "certified_lower_bound")
+    inner = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args, **kwargs: seen.append(_blas_threads()) or inner(*args, **kwargs))
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        assert 2 in before.values()  # numpy's BLAS (some bundled copies, e.g. SCS's, are built single-threaded)
+        if work == "gd":
+            X, y = make_classification(20, 3, seed=1)
+            train_gd(X, y, method="pgd", eps=0.05, width=4, epochs=2, batch_size=10, pgd_steps=2)
+        else:
+            X, y, P = small_problem
+            solve_convex(X, y, P, eps=0.05, beta=1e-3, solver="fast")
+        assert seen and all(set(threads.values()) == {1} for threads in seen)
+        assert _blas_threads() == before
+
+
 def test_adversarial_baseline_needs_eps():
     X, y = make_classification(10, 2, seed=4)
     with pytest.raises(ValueError, match="eps > 0"):

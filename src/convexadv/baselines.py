@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .attacks import fgsm, pgd
 from .network import ReLUNetwork
 from .programs import validate_eps, validate_training_data
+from .threads import numpy_blas_single_threaded
 from .torch_model import TorchReLUNetwork
 
 METHODS = ("std", "fgsm", "pgd")
@@ -57,6 +58,7 @@ class _Adam:
             param.addcdiv_(first, (second.sqrt() / second_correction).add_(self.eps), value=-step_size)
 
 
+@numpy_blas_single_threaded
 def train_gd(
     X,
     y,

@@ -46,6 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...programs import ConvexProgram, ConvexSolution
+from ...threads import numpy_blas_single_threaded
 from ..presolve import PresolveTimeoutError, cone_margins
 from .certificate import certified_lower_bound, refit_cone_multipliers
 from .cones import NTScaling, cone_det, cone_identity, cone_step, jordan, jordan_solve, ratio_step, reflect
@@ -87,6 +88,7 @@ def internal_units(program: ConvexProgram) -> tuple[float, float]:
     return s, s_y
 
 
+@numpy_blas_single_threaded
 def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float | None = None, max_iter: int = 200,
                time_limit: float | None = None, device: str = "cpu", dtype=torch.float64,
                warm_start: ConvexSolution | None = None, progress: bool = False) -> ConvexSolution:

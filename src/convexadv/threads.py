@@ -1,0 +1,32 @@
+"""numpy's BLAS kept to one thread inside the package's torch-heavy work (GD training, the fast solver).
+
+numpy's OpenBLAS and torch's OpenMP each keep a pool of one thread per core, and each pool's
+threads spin-wait for a while after every call. Where a loop alternates small numpy products with
+torch operations (GD training: numpy attacks on each mini-batch between torch steps; the fast solver:
+the float64 objective of every iterate between torch Newton systems), the two pools take the cores
+from each other. Measured on the 2-core CPU machine (27 Nov 2026), with neither pool limited by the
+environment: GD-PGD training on the CIFAR pair (n = 600, width 72) 59 s with both pools, 30 s with
+numpy's BLAS on one thread; the fast solver on a Gaussian program with 8 patterns 16-18 s -> 12-14 s.
+numpy's products there are small (at most n x d times d x P), so one thread loses nothing.
+
+The limit is process-wide while it lasts (``threadpoolctl``): numpy run by other threads of the
+caller during such a call is single-threaded too. The pipeline's jobs are single-threaded anyway
+(Snakemake sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS to the job's threads).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from threadpoolctl import threadpool_limits
+
+
+def numpy_blas_single_threaded(function):
+    """``function`` run with numpy's (and scipy's) BLAS limited to one thread, restored afterwards."""
+
+    @functools.wraps(function)
+    def limited(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return limited
