@@ -27,6 +27,12 @@ def start(snakemake) -> logging.Logger:
     path = snakemake.log[0]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     stream = open(path, "w", buffering=1)
+    # the file descriptors too, so that what compiled libraries write (HiGHS' banner, once per job that
+    # imports highspy) goes to the log instead of Snakemake's console
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(stream.fileno(), 1)
+    os.dup2(stream.fileno(), 2)
     sys.stdout = sys.stderr = stream
     logging.basicConfig(stream=stream, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
