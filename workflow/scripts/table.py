@@ -66,7 +66,9 @@ for method in order:
         values = valid[col].astype(float).dropna()
         scale = 100.0 if short in percent else 1.0
         row[f"{short}_mean"] = scale * values.mean() if len(values) else np.nan
-        row[f"{short}_std"] = scale * values.std(ddof=1) if len(values) > 1 else np.nan
+        # equal values: 0 exactly (pandas' formula leaves a rounding residue, printed as "1.241e-14%")
+        spread = values.std(ddof=1) if values.nunique() > 1 else 0.0
+        row[f"{short}_std"] = scale * spread if len(values) > 1 else np.nan
     rows.append(row)
 table = pd.DataFrame(rows)
 log.info("per-seed results:\n%s", raw.to_string(index=False))
