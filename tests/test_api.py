@@ -167,6 +167,41 @@ def test_torch_heavy_work_keeps_numpy_blas_on_one_thread_and_restores_it(work, m
         assert _blas_threads() == before
 
 
+def test_overlapping_calls_from_worker_threads_leave_the_blas_setting_as_it_was():
+    """A starts, B starts, A ends, B ends, in two worker threads: OpenBLAS's thread count is one process-wide
+    setting, so per-call limits there would leave the process at one BLAS thread for good (measured with the
+    first version of convexadv.threads); calls from worker threads leave it alone."""
+    import threading
+
+    from convexadv.threads import numpy_blas_single_threaded
+
+    before = _blas_threads()
+    if set(before.values()) == {1}:
+        pytest.skip("numpy's BLAS runs on one thread here already (OPENBLAS_NUM_THREADS=1 or one core)")
+    first_in, second_in, first_may_end, first_ended = (threading.Event() for _ in range(4))
+
+    @numpy_blas_single_threaded
+    def first():
+        first_in.set()
+        first_may_end.wait(10)
+
+    @numpy_blas_single_threaded
+    def second():
+        second_in.set()
+        first_ended.wait(10)
+
+    thread_a, thread_b = threading.Thread(target=first), threading.Thread(target=second)
+    thread_a.start()
+    assert first_in.wait(10)
+    thread_b.start()
+    assert second_in.wait(10)
+    first_may_end.set()
+    thread_a.join(10)
+    first_ended.set()
+    thread_b.join(10)
+    assert _blas_threads() == before
+
+
 def test_adversarial_baseline_needs_eps():
     X, y = make_classification(10, 2, seed=4)
     with pytest.raises(ValueError, match="eps > 0"):

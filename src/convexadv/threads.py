@@ -6,26 +6,33 @@ torch operations (GD training: numpy attacks on each mini-batch between torch st
 the float64 objective of every iterate between torch Newton systems), the two pools take the cores
 from each other. Measured on the 2-core CPU machine (27 Nov 2026), with neither pool limited by the
 environment: GD-PGD training on the CIFAR pair (n = 600, width 72) 59 s with both pools, 30 s with
-numpy's BLAS on one thread; the fast solver on a Gaussian program with 8 patterns 16-18 s -> 12-14 s.
+numpy's BLAS on one thread; the fast solver on a Gaussian program with 8 patterns 16-18 s -> 11-12 s.
 numpy's products there are small (at most n x d times d x P), so one thread loses nothing.
 
 The limit is process-wide while it lasts (``threadpoolctl``): numpy run by other threads of the
-caller during such a call is single-threaded too. The pipeline's jobs are single-threaded anyway
-(Snakemake sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS to the job's threads).
+caller during such a call is single-threaded too. It is set only for calls from the main thread:
+OpenBLAS has one process-wide setting, which threadpoolctl lets one thread at a time change, and
+overlapping calls from worker threads (measured: A starts, B starts, A ends, B ends) would leave the
+process at one BLAS thread for good. Calls from other threads run as they are. The pipeline's jobs
+are single-threaded anyway (Snakemake sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS to the job's threads).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 
 from threadpoolctl import threadpool_limits
 
 
 def numpy_blas_single_threaded(function):
-    """``function`` run with numpy's (and scipy's) BLAS limited to one thread, restored afterwards."""
+    """``function`` run with numpy's (and scipy's) BLAS limited to one thread, restored afterwards, when
+    called from the main thread."""
 
     @functools.wraps(function)
     def limited(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return function(*args, **kwargs)
         with threadpool_limits(limits=1, user_api="blas"):
             return function(*args, **kwargs)
 
