@@ -208,6 +208,29 @@ def test_undecided_points_are_never_counted_robust():
     assert np.all(squared.upper >= squared.worst_error)
 
 
+def test_lp_budget_stops_the_same_points_whatever_the_time_and_never_claims_robustness():
+    """lp_limit is a budget of LP solves per point: the points it stops are undecided (never robust), the same
+    ones with any time limit that does not bind, fewer with a larger budget; without it they are decided."""
+    d = 10
+    network = random_network(d, 24, bias=False, seed=31)
+    X = np.random.default_rng(32).standard_normal((30, d))
+    y, eps = labelled(network, X), 0.3
+    exact = exact_robustness(network, X, y, eps, decide_only=True)
+    lp_solves = exact.summary()["settled_by"]
+    assert lp_solves["milp"] > 0 and exact.n_undecided == 0
+    budgets = {}
+    for lp_limit in (1, 3, 10**6):
+        runs = [exact_robustness(network, X, y, eps, decide_only=True, lp_limit=lp_limit, time_limit=limit)
+                for limit in (100.0, 1000.0)]
+        assert np.array_equal(runs[0].status, runs[1].status) and np.array_equal(runs[0].lower, runs[1].lower)
+        budgets[lp_limit] = runs[0]
+        assert np.all(exact.status[runs[0].status == "robust"] == "robust")
+    assert budgets[1].n_undecided > budgets[3].n_undecided >= budgets[10**6].n_undecided == 0
+    assert np.array_equal(budgets[10**6].status, exact.status)
+    with pytest.raises(ValueError, match="lp_limit"):
+        exact_robustness(network, X, y, eps, lp_limit=0)
+
+
 def test_results_do_not_depend_on_units():
     d = 5
     network = random_network(d, 12, bias=True, seed=41)

@@ -50,6 +50,7 @@ rule robustness:
         exact=lambda w: config[w.exp]["evaluation"]["exact"],
         exact_points=lambda w: config[w.exp]["evaluation"]["exact_points"],
         time_limit=lambda w: config[w.exp]["evaluation"]["exact_time_limit"],
+        lp_limit=lambda w: config[w.exp]["evaluation"].get("exact_lp_limit"),
         seed=lambda w: int(w.seed),
     log:
         "logs/{exp}/{model}/seed{seed}/robustness_eps{aeps}.log",
@@ -76,6 +77,7 @@ rule robustness_curve:
         eps_values=lambda w: [f * config[w.exp]["eps"] for f in config[w.exp]["evaluation"]["curve_eps"]],
         points=lambda w: config[w.exp]["evaluation"]["curve_points"],
         time_limit=lambda w: config[w.exp]["evaluation"]["exact_time_limit"],
+        lp_limit=lambda w: config[w.exp]["evaluation"].get("exact_lp_limit"),
     log:
         "logs/{exp}/{model}/seed{seed}/robustness_curve.log",
     benchmark:

@@ -1,7 +1,8 @@
 """Stage 6b: AutoAttack accuracy and exact robust accuracy (MILP) of a trained network on the test split.
 
 Exact: convexadv.verify.exact_robustness in its robust / not-robust mode (attack, bounds, LP, MILP per point,
-``time_limit`` seconds each; a point not decided in time is "undecided" and counted as not robust). With
+at most ``time_limit`` seconds and ``lp_limit`` LP solves each; a point not decided within them is "undecided"
+and counted as not robust). With
 ``exact_points`` set, a fixed random subset of that size (the same for every model) is verified and the 95 %
 Wilson interval of the accuracy is reported. AutoAttack: APGD-CE, APGD-T, FAB-T and Square through torchattacks
 as a cascade (each attack on the test points the earlier ones left); a point counts as robust only if no attack
@@ -31,7 +32,7 @@ else:
         rows = np.arange(n) if p.exact_points is None or p.exact_points >= n else np.sort(
             np.random.default_rng(0).choice(n, p.exact_points, replace=False))
         verified = exact_robustness(network, test.X[rows], test.y[rows], p.eps, decide_only=True,
-                                    time_limit=p.time_limit, progress=True)
+                                    time_limit=p.time_limit, lp_limit=p.lp_limit, progress=True)
         summary = verified.summary()
         log.info("exact verification: %s", summary)
         proven_robust[rows] = verified.status == "robust"

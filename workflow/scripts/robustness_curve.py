@@ -20,7 +20,8 @@ curve = {"eps": list(p.eps_values), "points": int(rows.size), "degenerate": netw
 if curve["degenerate"]:
     log.warning("degenerate model (width 0): no curve")
 for eps in [] if curve["degenerate"] else p.eps_values:
-    verified = exact_robustness(network, test.X[rows], test.y[rows], eps, decide_only=True, time_limit=p.time_limit)
+    verified = exact_robustness(network, test.X[rows], test.y[rows], eps, decide_only=True, time_limit=p.time_limit,
+                                lp_limit=p.lp_limit)
     curve["exact_robust_accuracy"].append(verified.robust_accuracy)
     curve["undecided"].append(verified.n_undecided)
     log.info("eps = %g: exact robust accuracy %.4f (%d undecided), %.1fs", eps, verified.robust_accuracy,
