@@ -216,8 +216,7 @@ def test_lp_budget_stops_the_same_points_whatever_the_time_and_never_claims_robu
     X = np.random.default_rng(32).standard_normal((30, d))
     y, eps = labelled(network, X), 0.3
     exact = exact_robustness(network, X, y, eps, decide_only=True)
-    lp_solves = exact.summary()["settled_by"]
-    assert lp_solves["milp"] > 0 and exact.n_undecided == 0
+    assert exact.summary()["settled_by"]["milp"] > 0 and exact.n_undecided == 0
     budgets = {}
     for lp_limit in (1, 3, 10**6):
         runs = [exact_robustness(network, X, y, eps, decide_only=True, lp_limit=lp_limit, time_limit=limit)
