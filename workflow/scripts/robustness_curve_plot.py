@@ -1,6 +1,6 @@
 """Exact robust accuracy against eps for every method of a table (mean over the curve seeds; degenerate
-models left out), with the training eps marked. Undecided points (the MILP's time limit) count as not robust
-in the curve; where a method has any, a dotted segment in its colour rises to the accuracy it would have if
+models left out), with the training eps marked. Undecided points (the MILP's LP budget or time limit) count as not
+robust in the curve; where a method has any, a dotted segment in its colour rises to the accuracy it would have if
 every one of them were robust, so the figure shows the whole range the exact answer can lie in."""
 
 import matplotlib
@@ -20,7 +20,7 @@ n_points = 0
 for path in snakemake.input.curves:
     method = next(label for label, model in p.models.items() if f"/{model}/" in path)
     curve = read_json(path)
-    n_points = max(n_points, int(curve.get("points", 0)))
+    n_points = max(n_points, curve["points"])
     if curve["degenerate"]:
         log.warning("%s: degenerate model, left out", path)
         continue
