@@ -1,6 +1,7 @@
 """The structured interior-point solver of solvers/fast/ against Clarabel (through cvxpy)."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -154,6 +155,22 @@ def test_bad_arguments():
         solve_fast(program, tol_abs=-1.0)
     with pytest.raises(ValueError, match="time_limit"):
         solve_fast(program, time_limit=-1.0)
+
+
+@pytest.mark.parametrize("offset, scale, named", [(1000.0, 1.0, True), (10.0, 1.0, False), (0.0, 1000.0, False)])
+def test_error_messages_name_features_with_a_large_offset(offset, scale, named):
+    """A stalled or inaccurate solve names the inputs; features like 1000 + N(0, 1), whose information is in
+    their last digits, are named as such (and only they: pure scale or a small offset is not)."""
+    rng = np.random.default_rng(0)
+    X = offset + scale * rng.standard_normal((30, 4))
+    program = ConvexProgram.from_data(X, np.where(rng.standard_normal(30) > 0, 1.0, -1.0),
+                                      sample_patterns(X, 3, rng=1), beta=1e-3)
+    text = program.input_scale()
+    found = re.search(r"vary by only ([0-9.e-]+) % of their size around their means", text)
+    assert (found is not None) is named, text
+    if named:  # spread 1 around 1000: about 0.1 %
+        assert 0.05 < float(found.group(1)) < 0.2, text
+    assert f"max |x| = {np.abs(X).max():.3g}" in text
 
 
 def test_presolve_drops_trivial_cones_with_a_certificate():

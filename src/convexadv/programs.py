@@ -200,8 +200,17 @@ class ConvexProgram:
 
     def input_scale(self) -> str:
         """The inputs' sizes, for error messages on ill-conditioned solves: max |x| (a bias column of
-        ones beside it) and, for the squared loss, max |y|."""
+        ones beside it), the features' spread around their means when it is below 1 % of their size
+        (median over the columns of std / (|mean| + std): features such as 1000 + N(0, 1) hold their
+        information in their last digits, which stalled 4 of 24 solves (all squared loss) in a scan where
+        offsets of 10 and 100 stalled none) and, for the squared loss, max |y|."""
         parts = [f"max |x| = {np.abs(self.X).max():.3g}"]
+        features = self.X[:, self.perturbable]
+        spread = features.std(axis=0)
+        size = np.abs(features.mean(axis=0)) + spread
+        relative_spread = float(np.median(spread[size > 0] / size[size > 0])) if (size > 0).any() else 1.0
+        if relative_spread < 0.01:
+            parts.append(f"features that vary by only {100 * relative_spread:.2g} % of their size around their means")
         if self.bias:
             parts.append("a bias column of ones beside them")
         if self.loss == "squared":

@@ -79,8 +79,8 @@ def solve_program(program: ConvexProgram, *, solver: str = "auto", verbose: bool
 
 def _stall_advice(program: ConvexProgram) -> str:
     """What to do when rounding errors stopped the fast solver: the inputs' scale, named."""
-    return (f"rounding errors stopped its progress: inputs of very different sizes (here {program.input_scale()}) "
-            "make the Newton systems ill-conditioned; standardise the features, or loosen tol")
+    return (f"rounding errors stopped its progress: the inputs (here {program.input_scale()}) make the Newton "
+            "systems ill-conditioned; standardise the features (centre and scale them), or loosen tol")
 
 
 def solve_convex(X, y, patterns, *, loss: str = "hinge", eps: float = 0.0, beta: float = 1e-4,

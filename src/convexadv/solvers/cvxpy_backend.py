@@ -110,8 +110,8 @@ def solve_with_cvxpy(program: ConvexProgram, *, solver: str = "clarabel", verbos
             raise ConvexSolveError(
                 f"solver {key!r} returned status {problem.status!r} on {program.equation} "
                 f"(n={program.n}, d={program.d}, P={program.n_patterns}); no accurate solution. Inputs of very "
-                f"different sizes (here {program.input_scale()}) make interior-point solves through cvxpy "
-                "inaccurate: try solver='fast' (internal units, a certified gap), or rescale the data"
+                f"different sizes or with a large offset (here {program.input_scale()}) make interior-point solves "
+                "through cvxpy inaccurate: try solver='fast' (internal units, a certified gap), or standardise the data"
             )
         Vv[:, keep], Wv[:, keep] = V.value, W.value
         info.update(cvxpy_objective=float(problem.value), solver_time=problem.solver_stats.solve_time)
