@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import logging
@@ -51,7 +52,13 @@ def start(snakemake) -> logging.Logger:
 
 
 def done(log: logging.Logger, outputs) -> None:
+    """Log the outputs and the job's time; the last call of every script. Then freeze the garbage collector's
+    generations: the interpreter's exit would otherwise traverse every object alive (torch's modules: about
+    0.4 s of a process that imported torch, 0.6 s of one that ran AutoAttack, measured on the 2-core machine);
+    frozen, they are left to the end of the process (open files are flushed and closed by then: the outputs
+    were written atomically, and the log is flushed by logging's exit handler)."""
     log.info("wrote %s in %.1fs", ", ".join(map(str, outputs)), time.perf_counter() - start.t0)
+    gc.freeze()
 
 
 def read_json(path):
