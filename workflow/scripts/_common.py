@@ -1,4 +1,4 @@
-"""Shared start-up for the pipeline's scripts: logging into snakemake.log, thread count, json helpers."""
+"""Shared start-up and end of the pipeline's scripts: logging into snakemake.log, thread count, json helpers."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def start(snakemake) -> logging.Logger:
 def done(log: logging.Logger, outputs) -> None:
     """Log the outputs and the job's time; the last call of every script. Then freeze the garbage collector's
     generations: the interpreter's exit would otherwise traverse every object alive (torch's modules: about
-    0.4 s of a process that imported torch, 0.6 s of one that ran AutoAttack, measured on the 2-core machine);
+    0.4 s of a process that imported torch, 0.7 s of one that ran AutoAttack, measured on the 2-core machine);
     frozen, they are left to the end of the process (open files are flushed and closed by then: the outputs
     were written atomically, and the log is flushed by logging's exit handler)."""
     log.info("wrote %s in %.1fs", ", ".join(map(str, outputs)), time.perf_counter() - start.t0)
