@@ -18,7 +18,9 @@ sampler, whose patterns all survive the presolve, so the solve time is measured 
 of surviving patterns P' (the size of the Newton systems): fast vs Clarabel after the presolve (not
 run again for larger P' once it took longer than ``--peer-limit`` seconds, and stopped there by
 Clarabel's own time limit) vs GD-PGD (independent of P'; one training, drawn as a line). Writes
-``bench_patterns.{csv,png}``.
+``bench_patterns.{csv,png}``. ``--replot-patterns A.csv B.csv ...`` draws that figure from saved sweeps
+instead (a CPU and a GPU run, say; a later file's rows replace an earlier one's for the same solver,
+device and P').
 
 Data: ``--data FILE ...`` npz files with arrays X (n, 3 s^2), y (made by the Snakemake rule
 ``solver_benchmark_data``); an instance of dimension d uses the file whose X has d columns
@@ -131,6 +133,9 @@ def main(argv=None):
                         help="comma list of P_s: run the pattern sweep (n = 600, d = 147, robust sampler) instead")
     parser.add_argument("--peer-limit", type=float, default=900.0,
                         help="seconds: a cvxpy peer is not run for larger P_s once it took longer (pattern sweep)")
+    parser.add_argument("--replot-patterns", nargs="+", default=[], metavar="CSV",
+                        help="draw bench_patterns.png from saved pattern-sweep CSVs (e.g. a CPU and a GPU run) "
+                             "instead of running anything")
     args = parser.parse_args(argv)
     if not args.eps >= 0:
         parser.error(f"--eps must be >= 0, got {args.eps}")
@@ -140,6 +145,12 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown solvers {sorted(unknown)}")
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.replot_patterns:
+        rows, gd_time, eps = merge_sweeps(args.replot_patterns)
+        if eps is None:
+            parser.error("none of the --replot-patterns files has an eps column")
+        _plot_patterns(rows, gd_time, eps, os.path.join(args.out_dir, "bench_patterns.png"))
+        return
     if args.patterns:
         pattern_sweep(args, solvers, [int(p) for p in args.patterns.split(",")])
         return
@@ -200,7 +211,8 @@ def pattern_sweep(args, solvers, pattern_counts):
         for name, r in results.items():
             rows.append({"n": n, "d": d, "P": program.n_patterns, "eps": args.eps,
                          "patterns_kept": fast.get("patterns_kept", np.nan),
-                         "data": source, "solver": name, "status": r["status"], "time_s": r["time"],
+                         "data": source, "solver": name, "device": args.device if name == "fast" else "cpu",
+                         "status": r["status"], "time_s": r["time"],
                          "objective": r.get("objective", np.nan), "certified_gap": r.get("gap", np.nan),
                          "iterations": r.get("iterations", np.nan),
                          "time_over_fast": r["time"] / fast["time"] if fast else np.nan,
@@ -210,12 +222,37 @@ def pattern_sweep(args, solvers, pattern_counts):
     _plot_patterns(rows, gd_time, args.eps, os.path.join(args.out_dir, "bench_patterns.png"))
 
 
+def merge_sweeps(paths):
+    """The rows of saved pattern sweeps, a later file's rows replacing an earlier one's for the same
+    solver, device and P', with the GD-PGD time and eps of the last file that records them (None if none)."""
+    latest, gd_time, eps = {}, None, None
+    for path in paths:
+        rows = _read_csv(path)
+        latest.update({(r["solver"], r["device"], r["patterns_kept"]): r for r in rows})
+        gd_time = next((r["gd_pgd_time_s"] for r in rows if not np.isnan(r.get("gd_pgd_time_s", np.nan))), gd_time)
+        eps = next((r["eps"] for r in rows if "eps" in r), eps)
+    return list(latest.values()), gd_time, eps
+
+
 def _write_csv(rows, path):
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     print(f"wrote {path}")
+
+
+def _read_csv(path):
+    """Rows of a CSV written by :func:`_write_csv`, numbers as floats; runs from before the device column
+    was written get ``device = "cpu"`` (the fast solver ran there unless ``--device`` said otherwise)."""
+    def value(text):
+        try:
+            return float(text) if text else np.nan
+        except ValueError:
+            return text
+
+    with open(path, newline="") as fh:
+        return [{"device": "cpu", **{k: value(v) for k, v in row.items()}} for row in csv.DictReader(fh)]
 
 
 def _format(row) -> str:
@@ -251,11 +288,12 @@ def _plot(rows, eps, path):
 
 
 def _plot_patterns(rows, gd_time, eps, path):
-    """Solve time against surviving patterns P' (log scale), one line per solver, GD-PGD as a line."""
+    """Solve time against surviving patterns P' (log scale), one line per solver and device, GD-PGD as a line."""
     fig, ax = _new_axes()
-    for name in sorted({r["solver"] for r in rows}):
-        points = [(r["patterns_kept"], r["time_s"], r["status"]) for r in rows if r["solver"] == name]
-        ax.semilogy([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    for name, device in sorted({(r["solver"], r["device"]) for r in rows}):
+        points = sorted((r["patterns_kept"], r["time_s"], r["status"]) for r in rows
+                        if r["solver"] == name and r["device"] == device)
+        ax.semilogy([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{name} ({device})")
         for kept, seconds, status in points:
             if status != "optimal":  # e.g. "error: solver 'clarabel' returned status 'optimal_inaccurate' ..."
                 reported = re.search(r"status '(\w+)'", status)

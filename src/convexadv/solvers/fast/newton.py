@@ -231,7 +231,7 @@ def _factor_delta(structure: Structure, Bcol, K):
     m = P * d
     B_V, B_W = Bcol[:P], Bcol[P:]
     L_T, harmonic = _harmonic_means(B_V, B_W)
-    idx = torch.arange(P)
+    idx = torch.arange(P, device=K.device)
     K[idx, :, idx, :] += harmonic
     L_delta = cholesky(K.reshape(m, m))
 
@@ -298,7 +298,7 @@ def _factor_dense(structure: Structure, Bcol, K):
     J, d, P = structure.J, structure.d, structure.P
     K = K.reshape(P * d, P * d)
     H = torch.cat([torch.cat([K, -K], dim=1), torch.cat([-K, K], dim=1)], dim=0).reshape(J, d, J, d)
-    idx = torch.arange(J)
+    idx = torch.arange(J, device=K.device)
     H[idx, :, idx, :] += Bcol
     L_full = cholesky(H.reshape(J * d, J * d))
 
