@@ -139,6 +139,10 @@ class _MarginLP:
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("presolve", "off")  # a warm start skips it anyway; off, unbounded is never ambiguous
+        # the rows are in internal units (entries at most 1) and row 0 is all ones: HiGHS's own scaling of the
+        # simplex only adds pivots (same decisions, directions equal to 1e-11; CIFAR n = 10,000, d = 3,072,
+        # eps = 10: 158 -> 124 s, Gaussian n = 600, 36 patterns 7.8 -> 6.1 s, columns in units 1e-3..1e3 3.4 -> 0.9 s)
+        self.highs.setOptionValue("simplex_scale_strategy", 0)
         inf = highspy.kHighsInf
         lower = np.concatenate([np.zeros(2 * self.q.size), np.full(self.free.size + 1, -inf)])
         self.highs.addVars(self.n_vars, lower, np.full(self.n_vars, inf))
