@@ -233,3 +233,21 @@ def test_least_squares_directions_replace_the_lps_of_algorithm_1(bias, monkeypat
     assert solution.status == reference.status == "optimal"
     assert solution.objective >= reference.lower_bound - 1e-12
     assert reference.objective >= solution.lower_bound - 1e-12
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.01])
+def test_parallel_margin_lps_decide_as_one_thread_does(eps, monkeypatch):
+    """The patterns' LPs run in threads (HiGHS releases the GIL): the same decisions and directions, to the
+    bit, as one after another, and a Snakemake job's OMP_NUM_THREADS caps the threads."""
+    X, y = make_classification(120, 6, seed=21)
+    patterns = sample_patterns(X, 12, eps=eps, rng=2, sampler="paper")
+    program = ConvexProgram.from_data(X, y, patterns, eps=eps, beta=1e-3)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert presolve.lp_threads(12) == 1
+    serial = cone_margins(program)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    threads = presolve.lp_threads(12)
+    assert 1 <= threads <= 4 and presolve.lp_threads(1) == 1
+    parallel = cone_margins(program)
+    assert np.array_equal(serial[0], parallel[0]) and np.array_equal(serial[1], parallel[1])
+    assert serial[1].any(axis=0).sum() > 0  # interior directions found: the LPs ran
