@@ -369,11 +369,14 @@ def decide_cones(rows: ConeRows, patterns: np.ndarray, eps: float, *, deadline: 
         return sign_margin(rows, patterns[:, i], first_rows=first, seed=i, stop_below=eps * (1 - MARGIN_SAFETY),
                            deadline=deadline)
 
-    with ThreadPoolExecutor(lp_threads(undecided.size)) as pool:
+    pool = ThreadPoolExecutor(lp_threads(undecided.size))
+    try:
         for i, (upper, direction, lower) in zip(undecided, pool.map(margin, undecided)):
             trivial[i] = upper < eps * (1 - MARGIN_SAFETY)
             if lower > eps * (1 + MARGIN_SAFETY):
                 interior[:, i] = direction
+    finally:  # an LP's error (or an interrupt) cancels the LPs not yet started and waits for the running ones
+        pool.shutdown(cancel_futures=True)
     return trivial, interior
 
 
