@@ -16,6 +16,7 @@ from convexadv import (
     pgd_restarts,
     worst_case_perturbation,
 )
+from convexadv.network import local_gradients
 from convexadv.verify import exact_robustness
 
 
@@ -90,6 +91,24 @@ def test_pgd_restarts_reaches_theorem4_where_exact_and_never_beats_the_verifier(
     assert np.allclose(margins(network, X_adv, y)[certified], closed_form[certified], rtol=0, atol=1e-9)
     exact = exact_robustness(network, X, y, eps)
     assert np.all(margins(network, X_adv, y) >= exact.lower - 1e-9)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_gradients_and_attacks_check_the_number_of_features(bias):
+    """The closed-form input gradient g_k matches central differences, with and without a bias input, and
+    the gradient and the attacks (which prepare the network once per call) refuse inputs with another
+    number of features, naming it."""
+    rng = np.random.default_rng(3)
+    network = ReLUNetwork(U=rng.standard_normal((4 + bias, 6)), alpha=rng.standard_normal(6), bias=bias)
+    X, y = make_classification(20, 4, seed=2)
+    h = 1e-6
+    central = np.stack([(network.forward(X + h * e) - network.forward(X - h * e)) / (2 * h) for e in np.eye(4)],
+                       axis=1)
+    np.testing.assert_allclose(local_gradients(network, X), central, rtol=0, atol=1e-6)
+    for call in (lambda Z: local_gradients(network, Z), lambda Z: fgsm(network, Z, y, 0.1),
+                 lambda Z: pgd(network, Z, y, 0.1), lambda Z: pgd_restarts(network, Z, y, 0.1)):
+        with pytest.raises(ValueError, match="X has 5 features, the network expects 4"):
+            call(np.hstack([X, X[:, :1]]))
 
 
 def test_pgd_restarts_rejects_bad_arguments():

@@ -24,7 +24,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .network import ReLUNetwork, as_relu_network, outputs_and_gradients
+from .network import ReLUNetwork, as_relu_network, outputs_and_gradients_function
 from .programs import validate_eps, validate_inputs
 
 class _Model(NamedTuple):
@@ -40,7 +40,7 @@ def _differentiable(model) -> _Model:
     evaluated in its own dtype and device."""
     if isinstance(model, ReLUNetwork) or callable(getattr(model, "to_network", None)):
         network = as_relu_network(model)
-        return _Model(network.forward, lambda X: outputs_and_gradients(network, X))
+        return _Model(network.forward, outputs_and_gradients_function(network))
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -108,9 +108,9 @@ def pgd(model, X, y, eps: float, *, step_size: float | None = None, n_steps: int
     if gamma <= 0 and eps > 0:
         raise ValueError(f"step_size must be > 0, got {step_size}")
     differentiable, x, y = _prepare(model, X, y)
-    x_adv = x.copy()
+    x_adv, lower, upper = x.copy(), x - eps, x + eps
     for _ in range(n_steps):
-        x_adv = np.clip(x_adv + gamma * _ascent_sign(differentiable, x_adv, y, loss)[0], x - eps, x + eps)  # Pi_X
+        x_adv = np.clip(x_adv + gamma * _ascent_sign(differentiable, x_adv, y, loss)[0], lower, upper)  # Pi_X
     return x_adv
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -42,10 +43,12 @@ class ReLUNetwork:
         return self.U.shape[0] - int(self.bias)
 
     def _inputs(self, X) -> np.ndarray:
-        X = validate_inputs(X)
+        return with_bias_column(self._check_features(validate_inputs(X)), self.bias)
+
+    def _check_features(self, X: np.ndarray) -> np.ndarray:
         if X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features, the network expects {self.n_features}")
-        return with_bias_column(X, self.bias)
+        return X
 
     def forward(self, X) -> np.ndarray:
         """sum_j (X u_j)_+ alpha_j for the rows of X (raw features, no bias column)."""
@@ -122,9 +125,22 @@ def outputs_and_gradients(network: ReLUNetwork, X) -> tuple[np.ndarray, np.ndarr
     """yhat(x_k) and g_k = sum_{j: x_k^T u_j >= 0} alpha_j u_j over the perturbable inputs (the gradient
     of yhat at x_k wherever it exists), shapes (n,) and (n, d), from one product X U."""
     network = as_relu_network(network)
-    H = network._inputs(X) @ network.U
-    perturbable = perturbable_columns(network.U.shape[0], network.bias)
-    return np.maximum(H, 0.0) @ network.alpha, ((H >= 0) * network.alpha[None, :]) @ network.U[perturbable].T
+    return outputs_and_gradients_function(network)(validate_inputs(X))
+
+
+def outputs_and_gradients_function(network: ReLUNetwork) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """:func:`outputs_and_gradients` as a function of inputs already checked (float64, finite, raw features;
+    only their number is checked again), with the network's weights prepared once: for loops that call it
+    on arrays they made themselves, e.g. each step of an attack (no finiteness scan and no copy of the
+    weights per call; the same floating-point operations, so the same results to the bit)."""
+    U, alpha, bias = network.U, network.alpha, network.bias
+    perturbable_transposed = U[perturbable_columns(U.shape[0], bias)].T
+
+    def evaluate(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        H = with_bias_column(network._check_features(X), bias) @ U
+        return np.maximum(H, 0.0) @ alpha, ((H >= 0) * alpha[None, :]) @ perturbable_transposed
+
+    return evaluate
 
 
 def local_gradients(network: ReLUNetwork, X) -> np.ndarray:
