@@ -231,6 +231,42 @@ def test_newton_system_is_solved_exactly(eps, form, one_column_chunks, monkeypat
     assert torch.allclose(mine, torch.linalg.solve(H, r), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
+@pytest.mark.parametrize("eps", [0.0, 0.03], ids=["dense-eq8", "robust"])
+@pytest.mark.parametrize("distinct_rows", [3, None], ids=["few-mask-rows", "random-mask-rows"])
+def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps, bias, monkeypatch):
+    """K = sum_k (m_k m_k^T) (x) (Q_k + diag(E_k)) (the sample part of the delta system and of the dense
+    form), summed by pattern or, where few distinct mask rows m_k occur, by those rows: both equal the
+    definition, and the grouped sum is the one taken exactly when it is the cheaper."""
+    program = make_program("hinge", eps, bias)
+    rng = np.random.default_rng(1)
+    n, P = program.n, 6
+    if distinct_rows:
+        patterns = (rng.uniform(size=(distinct_rows, P)) < 0.7)[rng.integers(0, distinct_rows, n)]
+    else:
+        patterns = rng.uniform(size=(n, P)) < 0.5
+    structure = Structure(program.with_patterns(patterns), torch.device("cpu"), torch.float64)
+    grouped, calls = newton._grouped_sample_hessian, []
+    monkeypatch.setattr(newton, "_grouped_sample_hessian", lambda *args: calls.append(args) or grouped(*args))
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen, dtype=torch.float64)
+
+    E, phi, C11, C12, C22 = rand(n, structure.dp), rand(n, structure.dp), rand(n) + 1, rand(n) - 0.5, rand(n) + 1
+    K = newton._dense_sample_hessian(structure, E, phi, C11, C12, C22)
+    X, d = structure.X, structure.d
+    phi_full = X.new_zeros(n, d)
+    phi_full[:, structure.pert[:structure.dp]] = phi
+    Q = (C11[:, None, None] * X[:, :, None] * X[:, None, :]
+         + C12[:, None, None] * (X[:, :, None] * phi_full[:, None, :] + phi_full[:, :, None] * X[:, None, :])
+         + C22[:, None, None] * phi_full[:, :, None] * phi_full[:, None, :])
+    Q[:, structure.pert[:structure.dp], structure.pert[:structure.dp]] += E
+    definition = torch.einsum("ki,kj,kab->iajb", structure.M, structure.M, Q)
+    assert torch.allclose(K, definition, rtol=1e-12, atol=1e-12)
+    assert len(calls) == (1 if distinct_rows else 0)
+
+
 def test_program_too_large_for_the_memory_is_refused_clearly(monkeypatch):
     """A program whose Newton systems exceed the free memory raises MemoryError naming the sizes
     (before any iteration), instead of being killed by the operating system."""

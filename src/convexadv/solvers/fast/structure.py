@@ -64,6 +64,9 @@ class Structure:
         self.pert_mask = torch.as_tensor(program.perturbable, device=device)
         self.dp = int(self.pert.numel()) if self.eps > 0 else 0
         self.M = tensor(program.patterns.astype(np.float64))  # (n, P)
+        # the distinct rows m_g of M (G <= n) and each sample's: the sample part of the Newton systems
+        # is a sum over samples of (m_k m_k^T) (x) (d x d), so samples with the same row can be summed first
+        self.mask_rows, self.mask_group = torch.unique(self.M, dim=0, return_inverse=True)
         self.S = 2 * self.M - 1  # signs (2 D_i - I)
         self.SJ = torch.cat([self.S, self.S], dim=1)  # (n, J)
         # loss rows R_a = rho + row_sign_a * yhat - row_eps_a * 1^T a + row_const_a  (a = 0, 1)
