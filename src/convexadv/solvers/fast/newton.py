@@ -324,14 +324,14 @@ def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22):
         left = torch.cat([C11[:, None] * structure.X + C12[:, None] * phi_full,
                           C12[:, None] * structure.X + C22[:, None] * phi_full])  # (2n, d)
         right = torch.cat([structure.X, phi_full])  # (2n, d)
-        mask = torch.cat([structure.M, structure.M]) > 0  # (2n, P)
     else:  # eps = 0 (the dense form): phi = 0, Q_k = C11_k x_k x_k^T, no l1 part
-        left, right, mask = C11[:, None] * structure.X, structure.X, structure.M > 0
+        left, right = C11[:, None] * structure.X, structure.X
     rows_per_sample = left.shape[0] // n  # 2 with eps > 0 (the x and phi rows), 1 without
     G = structure.mask_rows.shape[0]
     by_pattern = rows_per_sample * float((structure.M.sum(dim=0) * torch.arange(P, 0, -1).to(structure.M)).sum())
     if rows_per_sample * n + G * P * P < by_pattern:  # operations in units of d^2 multiply-adds
         return _grouped_sample_hessian(structure, left, right, E if structure.dp else None)
+    mask = structure.M.repeat(rows_per_sample, 1) > 0  # (rows, P): sample k's rows k, n + k share its pattern row
     K = structure.X.new_zeros(P, d, P, d)
     for i in range(P):
         rows = mask[:, i]
