@@ -188,21 +188,41 @@ def test_presolve_drops_trivial_cones_with_a_certificate():
     assert sol.lower_bound == sol.objective
 
 
-@pytest.mark.parametrize("eps, form, one_column_chunks",
-                         [(0.0, "structured", False), (0.0, "structured", True), (0.0, "per_column", False),
-                          (0.0, "per_column", True), (0.0, "dense", False),
-                          (0.03, "structured", False), (0.03, "structured", True), (0.03, "dense", False)],
+def clustered_program(loss, eps, bias, *, clusters=4, n=24, d=4, n_patterns=10, seed=0):
+    """Points in a few tight clusters: the robust sampler's patterns then have at most 2^clusters
+    distinct mask rows (here 4 for 10 patterns), as its patterns on image data have fewer rows than
+    patterns."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 1, (clusters, d))[np.arange(n) % clusters] + 1e-3 * rng.standard_normal((n, d))
+    y = np.where(np.arange(n) % clusters < clusters // 2, 1.0, -1.0)
+    if loss == "squared":
+        y = X @ rng.standard_normal(d)
+    patterns = sample_patterns(X, n_patterns, eps=eps, bias=bias, rng=seed + 1, sampler="robust", y=y)
+    return ConvexProgram.from_data(X, y, patterns, loss=loss, eps=eps, beta=BETA, bias=bias)
+
+
+@pytest.mark.parametrize("eps, form, one_column_chunks, clustered",
+                         [(0.0, "structured", False, False), (0.0, "structured", True, False),
+                          (0.0, "per_column", False, False), (0.0, "per_column", True, False),
+                          (0.0, "dense", False, False), (0.03, "structured", False, False),
+                          (0.03, "structured", True, False), (0.03, "dense", False, False),
+                          (0.03, "structured", False, True), (0.03, "structured", True, True),
+                          (0.03, "delta", False, True), (0.03, "dense", False, True)],
                          ids=["woodbury", "woodbury-chunked", "woodbury-per-column", "woodbury-per-column-chunked",
-                              "dense-eq8", "delta-reduction", "delta-chunked", "dense-robust"])
-def test_newton_system_is_solved_exactly(eps, form, one_column_chunks, monkeypatch):
+                              "dense-eq8", "delta-reduction", "delta-chunked", "dense-robust",
+                              "delta-woodbury-over-mask-rows", "delta-woodbury-chunked", "delta-after-woodbury",
+                              "dense-robust-few-mask-rows"])
+def test_newton_system_is_solved_exactly(eps, form, one_column_chunks, clustered, monkeypatch):
     """Every form of the elimination solves (P + A^T D A + E^T W^-2 E) dx = r, against a dense solve
-    (also with the per-column products split into one chunk per column, as at large n and d)."""
+    (also with the per-column products split into one chunk per column, as at large n and d); on
+    clustered points (few distinct mask rows) the structured form for eps > 0 is Woodbury over those rows."""
     if one_column_chunks:
         monkeypatch.setattr(newton, "CHUNK_ELEMENTS", 1)
-    program = make_program("squared", eps, True)
+    program = (clustered_program if clustered else make_program)("squared", eps, True)
     trivial, interior = cone_margins(program)
     structure = Structure(program.with_patterns(program.patterns[:, ~trivial]), torch.device("cpu"),
                           torch.float64)
+    assert newton.groups_woodbury_is_cheaper(structure) == clustered
     x = start_point(structure, interior[:, ~trivial])
     gen = torch.Generator().manual_seed(0)
     rows = structure.rows(x)
@@ -246,8 +266,8 @@ def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps,
     else:
         patterns = rng.uniform(size=(n, P)) < 0.5
     structure = Structure(program.with_patterns(patterns), torch.device("cpu"), torch.float64)
-    grouped, calls = newton._grouped_sample_hessian, []
-    monkeypatch.setattr(newton, "_grouped_sample_hessian", lambda *args: calls.append(args) or grouped(*args))
+    grouped, calls = newton._group_hessians, []
+    monkeypatch.setattr(newton, "_group_hessians", lambda *args: calls.append(args) or grouped(*args))
     gen = torch.Generator().manual_seed(0)
 
     def rand(*shape):
@@ -265,6 +285,22 @@ def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps,
     definition = torch.einsum("ki,kj,kab->iajb", structure.M, structure.M, Q)
     assert torch.allclose(K, definition, rtol=1e-12, atol=1e-12)
     assert len(calls) == (1 if distinct_rows else 0)
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
+@pytest.mark.parametrize("loss", ["hinge", "squared"])
+def test_woodbury_over_mask_rows_agrees_with_clarabel(loss, bias, monkeypatch):
+    """Clustered points (4 distinct mask rows for 10 patterns): the delta systems are solved by Woodbury
+    over the mask rows, and the solve ends optimal, within its certified gap of Clarabel's optimum."""
+    program = clustered_program(loss, 0.03, bias)
+    woodbury, calls = newton._factor_delta_woodbury, []
+    monkeypatch.setattr(newton, "_factor_delta_woodbury", lambda *args: calls.append(1) or woodbury(*args))
+    sol = solve_fast(program, tol=TOL, tol_abs=0.0)
+    reference = solve_with_cvxpy(program, solver="clarabel")
+    assert sol.status == "optimal", sol.info["message"]
+    assert len(calls) >= sol.iterations - sol.info["fallback_iterations"] > 0
+    assert sol.lower_bound <= reference.objective * (1 + 1e-7)
+    assert abs(sol.objective - reference.objective) <= 2 * TOL * abs(reference.objective)
 
 
 def test_program_too_large_for_the_memory_is_refused_clearly(monkeypatch):

@@ -18,7 +18,7 @@ nothing to tune.
 
 Newton systems: :mod:`.newton` (exact, by their structure), every direction refined against the
 exact product; an iteration whose refined residual stays above FALLBACK_RESIDUAL refactors
-its system in the stable forms, without harmonic means (:class:`_NewtonSystem`).
+its system in the stable forms of :func:`.newton.stable_forms` (:class:`_NewtonSystem`).
 Variables and rows: :mod:`.structure`; starting point: :mod:`.start`.
 
 Certificate (:mod:`.certificate`). The multipliers z of the constraints give a point of the Lagrange dual of
@@ -361,7 +361,8 @@ class _NewtonSystem:
     direction refined against the exact matrix-vector product. Where that leaves a relative residual
     above FALLBACK_RESIDUAL (the harmonic means of B_V and B_W lose accuracy late in some solves),
     it is refactored in the next of the stable forms of :func:`.newton.stable_forms` (eps = 0:
-    Woodbury over the 2P columns, then one dense Cholesky in U; eps > 0: the dense Cholesky) until a
+    Woodbury over the 2P columns, then one dense Cholesky in U; eps > 0: the dense delta system where
+    the structured form was Woodbury over the mask rows, then the dense Cholesky in U) until a
     direction is accurate, for the rest of the iteration; the most accurate direction found is used
     (one factorisation is held at a time). ``fallback`` says whether a stable form was factored."""
 
