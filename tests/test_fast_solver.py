@@ -191,7 +191,8 @@ def test_presolve_drops_trivial_cones_with_a_certificate():
 def clustered_program(loss, eps, bias, *, clusters=4, n=24, d=4, n_patterns=10, seed=0):
     """Points in a few tight clusters: the robust sampler's patterns then have at most 2^clusters
     distinct mask rows (here 4 for 10 patterns), as its patterns on image data have fewer rows than
-    patterns."""
+    patterns. (Woodbury over those rows is taken from order P d = newton.WOODBURY_MIN_ORDER on; the
+    tests lower that threshold to reach it at this size.)"""
     rng = np.random.default_rng(seed)
     X = rng.uniform(0, 1, (clusters, d))[np.arange(n) % clusters] + 1e-3 * rng.standard_normal((n, d))
     y = np.where(np.arange(n) % clusters < clusters // 2, 1.0, -1.0)
@@ -218,6 +219,7 @@ def test_newton_system_is_solved_exactly(eps, form, one_column_chunks, clustered
     clustered points (few distinct mask rows) the structured form for eps > 0 is Woodbury over those rows."""
     if one_column_chunks:
         monkeypatch.setattr(newton, "CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(newton, "WOODBURY_MIN_ORDER", 0)  # these systems are far below the speed threshold
     program = (clustered_program if clustered else make_program)("squared", eps, True)
     trivial, interior = cone_margins(program)
     structure = Structure(program.with_patterns(program.patterns[:, ~trivial]), torch.device("cpu"),
@@ -293,6 +295,7 @@ def test_woodbury_over_mask_rows_agrees_with_clarabel(loss, bias, monkeypatch):
     """Clustered points (4 distinct mask rows for 10 patterns): the delta systems are solved by Woodbury
     over the mask rows, and the solve ends optimal, within its certified gap of Clarabel's optimum."""
     program = clustered_program(loss, 0.03, bias)
+    monkeypatch.setattr(newton, "WOODBURY_MIN_ORDER", 0)  # order P d = 50 here: below the speed threshold
     woodbury, calls = newton._factor_delta_woodbury, []
     monkeypatch.setattr(newton, "_factor_delta_woodbury", lambda *args: calls.append(1) or woodbury(*args))
     sol = solve_fast(program, tol=TOL, tol_abs=0.0)

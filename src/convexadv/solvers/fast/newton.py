@@ -30,6 +30,8 @@ JITTER = (1e-15, 1e-13, 1e-11, 1e-9)
 DENSE_FALLBACK_MAX_ORDER = 12_000
 #: most numbers in one temporary of the per-column products (2^25: 256 MiB in float64)
 CHUNK_ELEMENTS = 2 ** 25
+#: smallest order P d of the delta system solved by Woodbury over the mask rows (see groups_woodbury_is_cheaper)
+WOODBURY_MIN_ORDER = 512
 
 
 def newton_product(structure: Structure, w: dict, scaling: NTScaling, dx: Point) -> Point:
@@ -304,10 +306,13 @@ def groups_woodbury_is_cheaper(structure: Structure) -> bool:
     harmonic means). Woodbury is taken where it saves at least a fifth: its smaller products run
     slower per flop and its directions take more refinement steps (measured on two cores, d = 147:
     P = 8, G = 5 gains nothing; P = 24, G = 18 and P = 36, G = 25 save 16 % and 38 % of a
-    factorisation and six solves). The robust sampler's patterns on image data have G ~ 0.7 P; the
+    factorisation and six solves), and only from order P d = WOODBURY_MIN_ORDER on: below it every
+    call takes milliseconds and Woodbury's extra calls cost more than its flops save (d = 11: 3-18 %
+    slower at every P up to 36). The robust sampler's patterns on image data have G ~ 0.7 P; the
     paper sampler's and random data's have G >= P (never taken)."""
     G, P = structure.mask_rows.shape[0], structure.P
-    return structure.dp > 0 and G ** 3 / 3 + 4 * G ** 2 + 3 * P < 0.8 * (P ** 3 / 3 + 4 * P)
+    return (structure.dp > 0 and P * structure.d >= WOODBURY_MIN_ORDER
+            and G ** 3 / 3 + 4 * G ** 2 + 3 * P < 0.8 * (P ** 3 / 3 + 4 * P))
 
 
 def memory_needed(n: int, d: int, n_patterns: int, robust: bool, element_size: int = 8) -> int:
