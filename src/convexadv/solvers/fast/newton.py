@@ -30,6 +30,9 @@ JITTER = (1e-15, 1e-13, 1e-11, 1e-9)
 DENSE_FALLBACK_MAX_ORDER = 12_000
 #: most numbers in one temporary of the per-column products (2^25: 256 MiB in float64)
 CHUNK_ELEMENTS = 2 ** 25
+#: row blocks of the Gram matrices of :func:`add_gram_lower` (4: 5/8 of the full product; measured on one core:
+#: n = 600 0.207 -> 0.150 s, n = 2,000 2.42 -> 1.50 s for 5,292 rows)
+GRAM_BLOCKS = 4
 #: smallest order P d of the delta system solved by Woodbury over the mask rows (see groups_woodbury_is_cheaper)
 WOODBURY_MIN_ORDER = 512
 
@@ -185,12 +188,11 @@ def _factor_woodbury(structure: Structure, Bcol, C11, per_column: bool = False):
     small = structure.X.new_zeros(n, n)
     for chunk_factor, chunk_weights in chunks:
         # Z_j^T = G_j L_j^-T, solved from the right: its transpose Z is then contiguous, so that
-        # sum_j Z_j^T Z_j is one GEMM over the stacked rows of Z without a copy
+        # sum_j Z_j^T Z_j is one Gram product (its lower triangle) over the stacked rows of Z without a copy
         Zt = torch.linalg.solve_triangular(chunk_factor.mT, chunk_weights[:, :, None] * structure.X[None, :, :],
                                            upper=True, left=False)
-        flat = Zt.mT.reshape(-1, n)
-        small.addmm_(flat.T, flat)
-    small = 0.5 * (small + small.T)
+        add_gram_lower(small, Zt.mT.reshape(-1, n))
+    small = small.tril_() + small.tril(-1).T  # the upper triangle mirrored from the lower
     small.diagonal().add_(1.0)
     L_small = cholesky(small)
     signs = torch.cat([torch.ones(P), -torch.ones(P)]).to(C11)  # [F, -F]: W columns enter with -1
@@ -203,6 +205,18 @@ def _factor_woodbury(structure: Structure, Bcol, C11, per_column: bool = False):
         return (y0 - cholesky_solve(L, Gt_t[:, :, None])[:, :, 0]).T
 
     return solve
+
+
+def add_gram_lower(out: torch.Tensor, Z: torch.Tensor, blocks: int = GRAM_BLOCKS) -> None:
+    """out += Z^T Z on and below the diagonal (and on the upper part of the diagonal blocks): the
+    Gram matrix by row blocks of ``out``, block b against columns 0 ... end of b only, so
+    (blocks + 1) / (2 blocks) of the full product's multiply-adds (5/8 with 4 blocks; torch has no
+    symmetric rank-k update). The caller reads the lower triangle only."""
+    n = out.shape[0]
+    step = -(-n // blocks)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        out[start:stop, :stop].addmm_(Z[:, start:stop].T, Z[:, :stop])
 
 
 def _harmonic_means(B_V, B_W):
