@@ -251,3 +251,24 @@ def test_parallel_margin_lps_decide_as_one_thread_does(eps, monkeypatch):
     parallel = cone_margins(program)
     assert np.array_equal(serial[0], parallel[0]) and np.array_equal(serial[1], parallel[1])
     assert serial[1].any(axis=0).sum() > 0  # interior directions found: the LPs ran
+
+
+@pytest.mark.parametrize("seed, eps, bias, n_patterns", [(12142, 0.06370512909478879, True, 5),
+                                                         (12158, 0.09055657637455276, False, 7)])
+def test_margin_lp_left_undecided_by_its_warm_start_is_solved_cold(seed, eps, bias, n_patterns, monkeypatch):
+    """A few points repeated with noise 1e-6 (the fuzz family "near-duplicates"): HiGHS's warm-started,
+    unscaled dual simplex ends one margin LP with status "Unknown" (the robust sampler raised RuntimeError);
+    one retry from scratch with HiGHS's scaling decides it, and the sampler's patterns all have
+    non-trivial robust cones (11)."""
+    retries = []
+    clear = presolve.highspy.Highs.clearSolver
+    monkeypatch.setattr(presolve.highspy.Highs, "clearSolver", lambda self: retries.append(1) or clear(self))
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(30, 160)), int(rng.integers(4, 40))
+    base = rng.standard_normal((max(3, n // 10), d))
+    X = base[rng.integers(0, base.shape[0], n)] + 1e-6 * rng.standard_normal((n, d))
+    y = np.where(rng.uniform(size=n) < 0.5, 1.0, -1.0)
+    patterns = sample_patterns(X, n_patterns, eps=eps, bias=bias, rng=seed - 12000, sampler="robust", y=y)
+    assert retries
+    program = ConvexProgram.from_data(X, y, patterns, eps=eps, bias=bias)
+    assert not cone_margins(program)[0].any()

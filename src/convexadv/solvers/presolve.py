@@ -125,6 +125,11 @@ def _remaining(deadline: float | None, what: str) -> float | None:
     return left
 
 
+#: the HiGHS statuses a margin LP can end with that decide it (anything else is retried once from scratch)
+_MARGIN_LP_DECIDED = (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kUnbounded,
+                      highspy.HighsModelStatus.kUnboundedOrInfeasible, highspy.HighsModelStatus.kTimeLimit)
+
+
 class _MarginLP:
     """max t s.t. a_k^T u >= t for the rows a_k of A added so far (indices ``rows``, in the order they
     were added), ||u~||_1 <= 1 (bias free), in one HiGHS model: row generation adds rows to it and
@@ -133,6 +138,9 @@ class _MarginLP:
 
     Variables [p (q), m (q), b (free), t] with u~ = p - m, p, m >= 0; row 0 is the norm row
     1^T (p + m) <= 1, the others t - a_k^T u <= 0, one per entry of ``rows``."""
+
+    #: HiGHS's default simplex scaling, used for the one cold retry of a margin LP whose warm start ended undecided
+    DEFAULT_SCALING = 2
 
     def __init__(self, A: np.ndarray, perturbable: np.ndarray):
         self.A = A
@@ -172,12 +180,20 @@ class _MarginLP:
             highs.setOptionValue("time_limit", highs.getRunTime() + max(time_limit, 1e-3))
         highs.run()
         status = highs.getModelStatus()
+        if status not in _MARGIN_LP_DECIDED:
+            # e.g. "Unknown" on near-duplicate rows (noise 1e-6): once more from scratch with HiGHS's scaling,
+            # which this model keeps for its later warm starts (the dual bound checks every answer anyway)
+            highs.clearSolver()
+            highs.setOptionValue("simplex_scale_strategy", self.DEFAULT_SCALING)
+            highs.run()
+            status = highs.getModelStatus()
         if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             return None  # the LP is feasible (u = 0, t = 0)
         if status == highspy.HighsModelStatus.kTimeLimit:
             raise PresolveTimeoutError("presolve of the robust cones (11) ran out of time inside a margin LP")
         if status != highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"margin LP failed: {highs.modelStatusToString(status)}")
+            raise RuntimeError(f"margin LP failed: HiGHS ended with status {highs.modelStatusToString(status)!r}, "
+                               "also from a cold start with its scaling")
         solution = highs.getSolution()
         x = np.asarray(solution.col_value)
         u = np.zeros(self.perturbable.size)
