@@ -289,15 +289,19 @@ def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps,
     assert len(calls) == (1 if distinct_rows else 0)
 
 
+@pytest.mark.parametrize("batch", [(), (3,)], ids=["matrix", "batch"])
 @pytest.mark.parametrize("n, blocks", [(7, 4), (8, 4), (5, 1), (3, 8)])
-def test_gram_lower_triangle_equals_the_full_product(n, blocks):
-    """add_gram_lower adds Z^T Z on and below the diagonal, also where the blocks do not divide n."""
+def test_symmetric_product_by_lower_blocks_equals_the_full_product(n, blocks, batch):
+    """add_symmetric_product adds the whole (weighted) Gram product, the blocks above the diagonal mirrored
+    from below it, also where the blocks do not divide n; batched or not."""
     gen = torch.Generator().manual_seed(n)
-    Z = torch.randn(11, n, generator=gen, dtype=torch.float64)
-    out = torch.randn(n, n, generator=gen, dtype=torch.float64)
-    expected = out + Z.T @ Z
-    newton.add_gram_lower(out, Z, blocks)
-    assert torch.allclose(out.tril(), expected.tril(), rtol=1e-13, atol=1e-13)
+    Z = torch.randn(*batch, 11, n, generator=gen, dtype=torch.float64)
+    weights = torch.rand(*batch, 11, 1, generator=gen, dtype=torch.float64)
+    start = torch.randn(*batch, n, n, generator=gen, dtype=torch.float64)
+    out = start + start.mT
+    expected = out + Z.mT @ (weights * Z)
+    newton.add_symmetric_product(out, Z.mT, weights * Z, blocks)
+    assert torch.allclose(out, expected, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])

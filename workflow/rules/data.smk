@@ -17,6 +17,7 @@ rule cifar_train:
         "logs/cifar/data/train_seed{seed}.log",
     benchmark:
         "results/benchmarks/cifar/data/train_seed{seed}.tsv"
+    priority: DATA_PRIORITY
     threads: 1
     resources:
         mem_mb=2000,
@@ -43,6 +44,7 @@ rule cifar_test:
         "logs/cifar/data/test.log",
     benchmark:
         "results/benchmarks/cifar/data/test.tsv"
+    priority: DATA_PRIORITY
     threads: 1
     resources:
         mem_mb=2000,
@@ -68,6 +70,7 @@ rule pair_train:
         "logs/{exp}/data/train_seed{seed}.log",
     benchmark:
         "results/benchmarks/{exp}/data/train_seed{seed}.tsv"
+    priority: DATA_PRIORITY
     threads: 1
     resources:
         mem_mb=2000,
@@ -93,6 +96,7 @@ rule pair_test:
         "logs/{exp}/data/test.log",
     benchmark:
         "results/benchmarks/{exp}/data/test.tsv"
+    priority: DATA_PRIORITY
     threads: 1
     resources:
         mem_mb=2000,
@@ -116,6 +120,7 @@ rule regression_data:
         "logs/regression/data/seed{seed}.log",
     benchmark:
         "results/benchmarks/regression/data/seed{seed}.tsv"
+    priority: DATA_PRIORITY
     threads: 1
     resources:
         mem_mb=1000,
@@ -140,6 +145,7 @@ rule random_2d:
         "logs/{exp}/data/train_seed{seed}.log",
     benchmark:
         "results/benchmarks/{exp}/data/train_seed{seed}.tsv"
+    priority: DATA_PRIORITY
     threads: 1
     resources:
         mem_mb=500,

@@ -64,9 +64,9 @@ def cone_step(x, dx) -> float:
 
 
 def ratio_step(x, dx) -> float:
-    """Largest t with x + t dx >= 0 (x > 0)."""
-    neg = dx < 0
-    return float((-x[neg] / dx[neg]).min()) if bool(neg.any()) else math.inf
+    """Largest t with x + t dx >= 0 (x > 0): 1 / max(-dx / x), inf where no entry decreases."""
+    smallest = float((dx / x).min()) if x.numel() else 0.0
+    return -1 / smallest if smallest < 0 else math.inf
 
 
 class NTScaling:

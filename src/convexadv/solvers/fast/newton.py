@@ -30,9 +30,12 @@ JITTER = (1e-15, 1e-13, 1e-11, 1e-9)
 DENSE_FALLBACK_MAX_ORDER = 12_000
 #: most numbers in one temporary of the per-column products (2^25: 256 MiB in float64)
 CHUNK_ELEMENTS = 2 ** 25
-#: row blocks of the Gram matrices of :func:`add_gram_lower` (4: 5/8 of the full product; measured on one core:
-#: n = 600 0.207 -> 0.150 s, n = 2,000 2.42 -> 1.50 s for 5,292 rows)
-GRAM_BLOCKS = 4
+#: most row blocks of the symmetric products of :func:`add_symmetric_product` (4: 5/8 of the full product;
+#: measured on one core: n x n Gram of 5,292 rows, n = 600 0.207 -> 0.150 s, n = 2,000 2.42 -> 1.50 s)
+SYMMETRIC_BLOCKS = 4
+#: fewest rows per block of those products: narrower blocks ran slower than the full product (72 covariances
+#: of d = 65 over 250 rows: 13.8 ms full, 14.9 ms in 2 blocks, 16.7 ms in 4; d = 147: 143 -> 117 ms in 4)
+MIN_BLOCK_ROWS = 36
 #: smallest order P d of the delta system solved by Woodbury over the mask rows (see groups_woodbury_is_cheaper)
 WOODBURY_MIN_ORDER = 512
 
@@ -103,7 +106,7 @@ def factor(structure: Structure, w: dict, scaling: NTScaling, *, form: str = "st
     mean = v / w_sum
     for cols in column_chunks(J, n * d):
         centred = structure.SJ.T[cols, :, None] * structure.X[None, :, :] - mean.T[cols, None, :]  # (c, n, d)
-        Bcol[cols].baddbmm_((wp[:, cols].T[:, :, None] * centred).mT, centred)
+        add_symmetric_product(Bcol[cols], (wp[:, cols].T[:, :, None] * centred).mT, centred)
     iota_c = 1.0 / A_c
     zeta_c = 1 + eps ** 2 * w_sum * iota_c.sum(dim=0)
     theta_c = eps ** 2 * w_sum / zeta_c
@@ -188,11 +191,11 @@ def _factor_woodbury(structure: Structure, Bcol, C11, per_column: bool = False):
     small = structure.X.new_zeros(n, n)
     for chunk_factor, chunk_weights in chunks:
         # Z_j^T = G_j L_j^-T, solved from the right: its transpose Z is then contiguous, so that
-        # sum_j Z_j^T Z_j is one Gram product (its lower triangle) over the stacked rows of Z without a copy
+        # sum_j Z_j^T Z_j is one Gram product over the stacked rows of Z without a copy
         Zt = torch.linalg.solve_triangular(chunk_factor.mT, chunk_weights[:, :, None] * structure.X[None, :, :],
                                            upper=True, left=False)
-        add_gram_lower(small, Zt.mT.reshape(-1, n))
-    small = small.tril_() + small.tril(-1).T  # the upper triangle mirrored from the lower
+        Z = Zt.mT.reshape(-1, n)
+        add_symmetric_product(small, Z.T, Z)
     small.diagonal().add_(1.0)
     L_small = cholesky(small)
     signs = torch.cat([torch.ones(P), -torch.ones(P)]).to(C11)  # [F, -F]: W columns enter with -1
@@ -207,16 +210,25 @@ def _factor_woodbury(structure: Structure, Bcol, C11, per_column: bool = False):
     return solve
 
 
-def add_gram_lower(out: torch.Tensor, Z: torch.Tensor, blocks: int = GRAM_BLOCKS) -> None:
-    """out += Z^T Z on and below the diagonal (and on the upper part of the diagonal blocks): the
-    Gram matrix by row blocks of ``out``, block b against columns 0 ... end of b only, so
-    (blocks + 1) / (2 blocks) of the full product's multiply-adds (5/8 with 4 blocks; torch has no
-    symmetric rank-k update). The caller reads the lower triangle only."""
-    n = out.shape[0]
+def add_symmetric_product(out: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
+                          blocks: int | None = None) -> None:
+    """out += left @ right for a product known to be symmetric (a Gram matrix, or a batch of them:
+    leading batch axis), computing only its lower block triangle: row block b of ``out`` against
+    columns 0 ... end of b, (blocks + 1) / (2 blocks) of the full product's multiply-adds (5/8 with 4
+    blocks; torch has no symmetric rank-k update); the blocks above the diagonal are then copied from
+    their mirror images below it. ``out`` must be symmetric on entry. ``blocks`` defaults to
+    SYMMETRIC_BLOCKS, fewer where blocks would have under MIN_BLOCK_ROWS rows (one: the full product)."""
+    n = out.shape[-1]
+    if blocks is None:
+        blocks = max(1, min(SYMMETRIC_BLOCKS, n // MIN_BLOCK_ROWS))
     step = -(-n // blocks)
     for start in range(0, n, step):
         stop = min(start + step, n)
-        out[start:stop, :stop].addmm_(Z[:, start:stop].T, Z[:, :stop])
+        block = out[..., start:stop, :stop]
+        (block.baddbmm_ if out.ndim == 3 else block.addmm_)(left[..., start:stop, :], right[..., :stop])
+    for start in range(0, n - step, step):
+        stop = start + step
+        out[..., start:stop, stop:] = out[..., stop:, start:stop].mT
 
 
 def _harmonic_means(B_V, B_W):
