@@ -47,7 +47,7 @@ def objective_gradients(network: ReLUNetwork, X: np.ndarray, y: np.ndarray, loss
 
 class _Adam:
     """Adam (Kingma and Ba, 2015) with PyTorch's defaults (betas (0.9, 0.999), eps 1e-8, no weight decay,
-    no AMSGrad) on numpy arrays, updated in place, in torch.optim.Adam's arithmetic."""
+    no AMSGrad) on numpy arrays, updated in place: torch.optim.Adam's update, equal to it up to rounding (tested)."""
 
     def __init__(self, params: list[np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):

@@ -1,4 +1,4 @@
-"""The torch twin of :class:`convexadv.network.ReLUNetwork`, used by AutoAttack and the GD baselines."""
+"""The torch twin of :class:`convexadv.network.ReLUNetwork`, used by AutoAttack (and `ReLUNetwork.to_torch`)."""
 
 from __future__ import annotations
 
