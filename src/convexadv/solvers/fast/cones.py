@@ -40,6 +40,16 @@ def cone_det(x):
     return (x[:, 0] - norm1) * (x[:, 0] + norm1)
 
 
+def spectral_clamp(x, low: float, high: float):
+    """x with its two spectral values x_0 +- ||x_1|| clamped to [low, high] (their directions kept),
+    one cone per row."""
+    norm1 = torch.linalg.norm(x[:, 1:], dim=1)
+    upper = (x[:, 0] + norm1).clamp(low, high)
+    lower = (x[:, 0] - norm1).clamp(low, high)
+    direction = x[:, 1:] / norm1.clamp(min=1e-300)[:, None]
+    return torch.cat([((upper + lower) / 2)[:, None], ((upper - lower) / 2)[:, None] * direction], dim=1)
+
+
 def cone_step(x, dx) -> float:
     """Largest t with x + t dx in the second-order cone (x in its interior)."""
     qa = dx[:, 0] ** 2 - (dx[:, 1:] ** 2).sum(dim=1)

@@ -341,6 +341,22 @@ def groups_woodbury_is_cheaper(structure: Structure) -> bool:
             and G ** 3 / 3 + 4 * G ** 2 + 3 * P < 0.8 * (P ** 3 / 3 + 4 * P))
 
 
+def factor_work(structure: Structure) -> float:
+    """Multiply-adds of one structured factorisation (:func:`factor`), its leading terms: the per-column
+    covariances J n d^2 and, for eps = 0, the Woodbury Gram P n^2 d and its Cholesky n^3 / 3; for
+    eps > 0 the delta system's Cholesky, (P d)^3 / 3, or with Woodbury over the G mask rows
+    (G d)^3 / 3 + 2 G^2 d^3. (The iterations use it to decide whether centrality correctors, one more
+    solve each, are worth their cost.)"""
+    n, d, P = structure.n, structure.d, structure.P
+    work = structure.J * n * d ** 2
+    if structure.dp == 0:
+        return work + P * n ** 2 * d + n ** 3 / 3
+    if groups_woodbury_is_cheaper(structure):
+        G = structure.mask_rows.shape[0]
+        return work + (G * d) ** 3 / 3 + 2 * G ** 2 * d ** 3
+    return work + (P * d) ** 3 / 3
+
+
 def memory_needed(n: int, d: int, n_patterns: int, robust: bool, element_size: int = 8) -> int:
     """Bytes the Newton systems hold at their peak, about, for n samples, dimension d and
     ``n_patterns`` patterns kept: the (J, d, d) blocks B_j and their factors (three such arrays with
