@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.optimize import nnls
 
 from .structure import Structure
 
@@ -75,6 +74,8 @@ def refit_cone_multipliers(structure: Structure, z: dict) -> dict | None:
     of the two bounds."""
     if structure.J * structure.n * structure.d ** 2 > REFIT_MAX_OPERATIONS:
         return None
+    from scipy.optimize import nnls  # here: scipy.optimize takes ~0.6 s to import and most solves never refit
+
     _, coef_y, xi = _loss_multipliers(structure, z)
     target = structure.lift(coef_y, xi).double().cpu().numpy()  # l_j = target_j - X^T (s_j o mu_j)
     X = structure.X.double().cpu().numpy()
