@@ -299,7 +299,8 @@ def _factor_delta_woodbury(structure: Structure, B_V, B_W, C):
 
     with S_i^-1 = B_Vi^-1 + B_Wi^-1 (a sum of inverses: no harmonic mean is formed) and
     H[g, g'] = sum_i M_gi M_g'i S_i^-1. One Cholesky of order G d instead of P d: (G / P)^3 of its
-    operations, plus 2 G^2 d^3 multiply-adds for R^T H R; taken where that is cheaper
+    operations, plus G (G + 1) d^3 multiply-adds for R^T H R (its block upper triangle; the lower one is
+    its mirror image); taken where that is cheaper
     (:func:`groups_woodbury_is_cheaper`). Returns the solver of the delta system, r as (P, d, 1)."""
     P, d = structure.P, structure.d
     rows = structure.mask_rows  # (G, P): m_g
@@ -307,11 +308,14 @@ def _factor_delta_woodbury(structure: Structure, B_V, B_W, C):
     S_inv = torch.cholesky_inverse(cholesky(B_V)) + torch.cholesky_inverse(cholesky(B_W))  # (P, d, d)
     R = cholesky(0.5 * (C + C.mT))  # (G, d, d)
     pairs = (rows[:, None, :] * rows[None, :, :]).reshape(G * G, P)
-    H = (pairs @ S_inv.reshape(P, d * d)).reshape(G, G * d, d)  # [g', (g, l), l']: H[g, g'] = H[g', g]
-    HR = torch.bmm(H, R).reshape(G, G, d, d).permute(1, 2, 0, 3).reshape(G, d, G * d)  # [g, l, (g', l')]
-    # R^T H R in the layout [(g, l), (g', l')], as G products of d x d by d x G d (not G^2 small ones);
-    # symmetric up to rounding, which the Cholesky (of either triangle) absorbs like any other
-    capacitance = torch.bmm(R.mT, HR).reshape(G * d, G * d)
+    H = (pairs @ S_inv.reshape(P, d * d)).reshape(G, G, d, d)  # [g', g, l, l'] = H[g, g'][l, l'] (pairs symmetric)
+    # R^T H R in the layout [g, l, g', l'], its block upper triangle g <= g' computed (two batched products
+    # per block column g': H[g, g'] R_g' for g <= g', then R_g^T times those) and the lower one mirrored
+    capacitance = H.new_empty(G, d, G, d)
+    for col in range(G):
+        capacitance[: col + 1, :, col, :] = R[: col + 1].mT @ (H[col, : col + 1] @ R[col])
+        capacitance[col, :, :col, :] = capacitance[:col, :, col, :].permute(2, 0, 1)
+    capacitance = capacitance.reshape(G * d, G * d)
     capacitance.diagonal().add_(1.0)
     L_cap = cholesky(capacitance)
 
@@ -327,25 +331,26 @@ def _factor_delta_woodbury(structure: Structure, B_V, B_W, C):
 def groups_woodbury_is_cheaper(structure: Structure) -> bool:
     """Whether the delta system is solved by :func:`_factor_delta_woodbury` (G distinct mask rows)
     rather than by its dense Cholesky: per iteration, in units of d^3 flops, Woodbury costs
-    G^3 / 3 (the Cholesky of order G d) + 4 G^2 (R^T H R: two products of 2 G^2 d^3) + 3 P (S^-1
-    from the factors of B_V and B_W) and the dense system P^3 / 3 + 4 P (its Cholesky and the
-    harmonic means). Woodbury is taken where it saves at least a fifth: its smaller products run
-    slower per flop and its directions take more refinement steps (measured on two cores, d = 147:
-    P = 8, G = 5 gains nothing; P = 24, G = 18 and P = 36, G = 25 save 16 % and 38 % of a
-    factorisation and six solves), and only from order P d = WOODBURY_MIN_ORDER on: below it every
-    call takes milliseconds and Woodbury's extra calls cost more than its flops save (d = 11: 3-18 %
-    slower at every P up to 36). The robust sampler's patterns on image data have G ~ 0.7 P; the
-    paper sampler's and random data's have G >= P (never taken)."""
+    G^3 / 3 (the Cholesky of order G d) + 2 G (G + 1) (R^T H R: two products per block of its upper
+    triangle) + 3 P (S^-1 from the factors of B_V and B_W) and the dense system P^3 / 3 + 4 P (its
+    Cholesky and the harmonic means). Woodbury is taken where it saves at least a fifth: its smaller
+    products run slower per flop and its directions take more refinement steps (measured on two cores,
+    d = 147: P = 8, G = 5 gains nothing; P = 24, G = 18 and P = 36, G = 25 save 16 % and 38 % of a
+    factorisation and six solves; since R^T H R is formed on its upper triangle, P = 16, G = 12 is taken
+    too, and solved in 10-15 % less time than by the dense form), and only from order P d =
+    WOODBURY_MIN_ORDER on: below it every call takes milliseconds and Woodbury's extra calls cost more
+    than its flops save (d = 11: 3-18 % slower at every P up to 36). The robust sampler's patterns on
+    image data have G ~ 0.7 P; the paper sampler's and random data's have G >= P (never taken)."""
     G, P = structure.mask_rows.shape[0], structure.P
     return (structure.dp > 0 and P * structure.d >= WOODBURY_MIN_ORDER
-            and G ** 3 / 3 + 4 * G ** 2 + 3 * P < 0.8 * (P ** 3 / 3 + 4 * P))
+            and G ** 3 / 3 + 2 * G * (G + 1) + 3 * P < 0.8 * (P ** 3 / 3 + 4 * P))
 
 
 def factor_work(structure: Structure) -> float:
     """Multiply-adds of one structured factorisation (:func:`factor`), its leading terms: the per-column
     covariances J n d^2 and, for eps = 0, the Woodbury Gram P n^2 d and its Cholesky n^3 / 3; for
     eps > 0 the delta system's Cholesky, (P d)^3 / 3, or with Woodbury over the G mask rows
-    (G d)^3 / 3 + 2 G^2 d^3. (The iterations use it to decide whether centrality correctors, one more
+    (G d)^3 / 3 + G (G + 1) d^3. (The iterations use it to decide whether centrality correctors, one more
     solve each, are worth their cost.)"""
     n, d, P = structure.n, structure.d, structure.P
     work = structure.J * n * d ** 2
@@ -353,7 +358,7 @@ def factor_work(structure: Structure) -> float:
         return work + P * n ** 2 * d + n ** 3 / 3
     if groups_woodbury_is_cheaper(structure):
         G = structure.mask_rows.shape[0]
-        return work + (G * d) ** 3 / 3 + 2 * G ** 2 * d ** 3
+        return work + (G * d) ** 3 / 3 + G * (G + 1) * d ** 3
     return work + (P * d) ** 3 / 3
 
 
