@@ -36,8 +36,11 @@ SYMMETRIC_BLOCKS = 4
 #: fewest rows per block of those products: narrower blocks ran slower than the full product (72 covariances
 #: of d = 65 over 250 rows: 13.8 ms full, 14.9 ms in 2 blocks, 16.7 ms in 4; d = 147: 143 -> 117 ms in 4)
 MIN_BLOCK_ROWS = 36
-#: smallest order P d of the delta system solved by Woodbury over the mask rows (see groups_woodbury_is_cheaper)
-WOODBURY_MIN_ORDER = 512
+#: smallest order P d of the delta system solved by Woodbury over the mask rows (see groups_woodbury_is_cheaper).
+#: Measured on two cores, same hour, CIFAR robust-sampler programs (d = 147): order 1,176 (P = 8, G = 5) 10 % slower
+#: by Woodbury, 1,764 (P = 12, G = 8-10) 10 % faster, 2,352 (P = 16, G = 12) 10-15 % faster; digits (d = 65, P = 12,
+#: G = 8, order 780) the same either way
+WOODBURY_MIN_ORDER = 1600
 
 
 def newton_product(structure: Structure, w: dict, scaling: NTScaling, dx: Point) -> Point:
@@ -338,9 +341,10 @@ def groups_woodbury_is_cheaper(structure: Structure) -> bool:
     d = 147: P = 8, G = 5 gains nothing; P = 24, G = 18 and P = 36, G = 25 save 16 % and 38 % of a
     factorisation and six solves; since R^T H R is formed on its upper triangle, P = 16, G = 12 is taken
     too, and solved in 10-15 % less time than by the dense form), and only from order P d =
-    WOODBURY_MIN_ORDER on: below it every call takes milliseconds and Woodbury's extra calls cost more
-    than its flops save (d = 11: 3-18 % slower at every P up to 36). The robust sampler's patterns on
-    image data have G ~ 0.7 P; the paper sampler's and random data's have G >= P (never taken)."""
+    WOODBURY_MIN_ORDER on: below it Woodbury's extra calls, each of a few milliseconds, cost more than its
+    flops save (d = 11: 3-18 % slower at every P up to 36; d = 147, P = 8, G = 5: 10 % slower). The robust
+    sampler's patterns on image data have G ~ 0.7 P; the paper sampler's and random data's have G >= P
+    (never taken)."""
     G, P = structure.mask_rows.shape[0], structure.P
     return (structure.dp > 0 and P * structure.d >= WOODBURY_MIN_ORDER
             and G ** 3 / 3 + 2 * G * (G + 1) + 3 * P < 0.8 * (P ** 3 / 3 + 4 * P))
