@@ -338,7 +338,7 @@ def groups_woodbury_is_cheaper(structure: Structure) -> bool:
     triangle) + 3 P (S^-1 from the factors of B_V and B_W) and the dense system P^3 / 3 + 4 P (its
     Cholesky and the harmonic means). Woodbury is taken where it saves at least a fifth: its smaller
     products run slower per flop and its directions take more refinement steps (measured on two cores,
-    d = 147: P = 8, G = 5 gains nothing; P = 24, G = 18 and P = 36, G = 25 save 16 % and 38 % of a
+    d = 147: P = 24, G = 18 and P = 36, G = 25 save 16 % and 38 % of a
     factorisation and six solves; since R^T H R is formed on its upper triangle, P = 16, G = 12 is taken
     too, and solved in 10-15 % less time than by the dense form), and only from order P d =
     WOODBURY_MIN_ORDER on: below it Woodbury's extra calls, each of a few milliseconds, cost more than its
