@@ -67,7 +67,7 @@ TO_BOUNDARY = 0.99
 #: iterative-refinement steps for every Newton direction, at most
 REFINEMENTS = 2
 #: a Newton direction with a smaller relative residual is not refined further
-REFINED_RESIDUAL = 1e-10
+REFINED_RESIDUAL = 1e-8
 #: a step shorter than this means the Newton systems are exhausted (status "stalled")
 MIN_STEP = 1e-6
 #: a refined Newton direction with a larger relative residual makes the iteration refactor in the stable form

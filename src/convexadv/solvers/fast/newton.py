@@ -453,18 +453,22 @@ def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22):
     operations of the plain product over all samples and blocks) or, where few distinct rows m_g of
     M occur (G of them; patterns from the robust sampler's lines, on image data: G ~ 0.7 P), by
     those rows: K = sum_g (m_g m_g^T) (x) C_g with C_g of :func:`_group_hessians` (one GEMM per
-    distinct row, then one of order P^2 x G x d^2)."""
+    distinct row, then per pattern i one batched product written straight into block row i, P G d^2
+    multiply-adds each: no transposed copy of K). K is the structure's workspace
+    (:meth:`.structure.Structure.workspace`): it is valid until the next call."""
     n, d, P = structure.n, structure.d, structure.P
     left, right = _sample_rows(structure, phi, C11, C12, C22)
     rows_per_sample = left.shape[0] // n  # 2 with eps > 0 (the x and phi rows), 1 without
     G = structure.mask_rows.shape[0]
     by_pattern = rows_per_sample * float((structure.M.sum(dim=0) * torch.arange(P, 0, -1).to(structure.M)).sum())
+    K = structure.workspace((P, d, P, d))  # every block is written below
     if rows_per_sample * n + G * P * P < by_pattern:  # operations in units of d^2 multiply-adds
         C = _group_hessians(structure, left, right, E if structure.dp else None)
-        pairs = (structure.mask_rows[:, :, None] * structure.mask_rows[:, None, :]).reshape(G, P * P)
-        return (pairs.T @ C.reshape(G, d * d)).reshape(P, P, d, d).transpose(1, 2).contiguous()
+        C_by_row = C.transpose(0, 1).contiguous()  # (d, G, d)
+        for i, rows_with_i in enumerate(structure.mask_rows.T):  # K[i, l, j, l'] = sum_g m_gi m_gj C_g[l, l']
+            torch.matmul((rows_with_i[:, None] * structure.mask_rows).T, C_by_row, out=K[i])
+        return K
     mask = structure.M.repeat(rows_per_sample, 1) > 0  # (rows, P): sample k's rows k, n + k share its pattern row
-    K = structure.X.new_zeros(P, d, P, d)
     for i in range(P):
         rows = mask[:, i]
         block = right[rows][:, None, :] * mask[rows, i:, None]  # (r, P - i, d)
@@ -488,8 +492,8 @@ def _group_hessians(structure: Structure, left, right, E):
     row_group = group.repeat(left.shape[0] // n)  # sample k's rows k, n + k, ... all belong to its group
     order = torch.argsort(row_group, stable=True)
     counts = torch.bincount(row_group, minlength=G).tolist()
-    C = structure.X.new_zeros(G, d, d)
-    for g, members in enumerate(torch.split(order, counts)):  # G GEMMs, 2n rows in all
+    C = structure.X.new_empty(G, d, d)
+    for g, members in enumerate(torch.split(order, counts)):  # G GEMMs, 2n rows in all (every group has a sample)
         C[g] = left[members].T @ right[members]
     if E is not None:
         idx = structure.pert

@@ -80,6 +80,18 @@ class Structure:
             self.row_const = torch.stack([self.y, -self.y], dim=1)
         #: number of linear rows plus number of cones (the degree of the cone of the problem)
         self.degree = 2 * self.n + 2 * self.n * self.dp + 2 * self.J * self.dp + self.n * self.J + self.J
+        self._workspace = None
+
+    def workspace(self, shape) -> torch.Tensor:
+        """An uninitialised tensor of ``shape`` on the structure's device whose memory the next call (the
+        next iteration) gets again: the dense sample Hessian of :mod:`.newton`, which its caller overwrites
+        entirely and no longer needs once it is factored. A fresh allocation of its 224 MB (P' = 36,
+        d = 147) would be paged in again every iteration, about 50 ms on the CPU."""
+        shape = tuple(shape)
+        if self._workspace is None or self._workspace.shape != shape:
+            self._workspace = None  # the old buffer is freed before the new one is allocated
+            self._workspace = torch.empty(shape, dtype=self.X.dtype, device=self.X.device)
+        return self._workspace
 
     # ----- linear maps -----
     def outputs(self, U):
