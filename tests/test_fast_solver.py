@@ -278,7 +278,8 @@ def test_newton_system_is_solved_exactly(eps, form, one_column_chunks, clustered
 def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps, bias, monkeypatch):
     """K = sum_k (m_k m_k^T) (x) (Q_k + diag(E_k)) (the sample part of the delta system and of the dense
     form), summed by pattern or, where few distinct mask rows m_k occur, by those rows: both equal the
-    definition, and the grouped sum is the one taken exactly when it is the cheaper."""
+    definition in every block (the workspace it is written into is filled with NaN first), and the grouped
+    sum is the one taken exactly when it is the cheaper."""
     program = make_program("hinge", eps, bias)
     rng = np.random.default_rng(1)
     n, P = program.n, 6
@@ -295,6 +296,8 @@ def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps,
         return torch.rand(*shape, generator=gen, dtype=torch.float64)
 
     E, phi, C11, C12, C22 = rand(n, structure.dp), rand(n, structure.dp), rand(n) + 1, rand(n) - 0.5, rand(n) + 1
+    # K is written into the structure's reused workspace: a block left unwritten would keep these NaNs
+    structure.workspace((P, structure.d, P, structure.d)).fill_(float("nan"))
     K = newton._dense_sample_hessian(structure, E, phi, C11, C12, C22)
     X, d = structure.X, structure.d
     phi_full = X.new_zeros(n, d)
