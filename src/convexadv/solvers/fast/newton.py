@@ -30,8 +30,9 @@ JITTER = (1e-15, 1e-13, 1e-11, 1e-9)
 DENSE_FALLBACK_MAX_ORDER = 12_000
 #: most numbers in one temporary of the per-column products (2^19: 4 MiB in float64). Small enough to stay in
 #: cache and to be reused by the allocator, where larger temporaries are paged in afresh every iteration: measured
-#: against 2^25 on two cores, CIFAR Algorithm 1 (n = 600, d = 147, 36 patterns) 6.2 / 6.3 -> 4.4-4.9 s (2^18 to 2^20),
-#: the (11) rows' covariances of 48 columns 57 -> 24-27 ms in chunks of 1-8 columns; at n d > 2^19 one column per chunk
+#: against 2^25 on two cores, five runs alternated: CIFAR Algorithm 1 (n = 600, d = 147, 36 patterns) 6.5-8.2 ->
+#: 4.6-7.8 s (median 7.6 -> 4.7), the (11) rows' covariances of 48 columns 57 -> 24-27 ms in chunks of 1-8 columns;
+#: at n d > 2^19 a chunk is one column
 CHUNK_ELEMENTS = 2 ** 19
 #: most row blocks of the symmetric products of :func:`add_symmetric_product` (4: 5/8 of the full product;
 #: measured on one core: n x n Gram of 5,292 rows, n = 600 0.207 -> 0.150 s, n = 2,000 2.42 -> 1.50 s)
@@ -376,11 +377,13 @@ def memory_needed(n: int, d: int, n_patterns: int, robust: bool, element_size: i
     adds the harmonic means), four chunks of the per-column products, the per-sample rows, and the
     Woodbury matrix of order n (eps = 0) or K and its factor of order P d (``robust``: eps > 0).
     The Nesterov-Todd scalings are vectors (:class:`.cones.NTScaling`). The dense form is not
-    counted (see :func:`stable_forms`). Measured peaks on CPU, eps = 0: 1.8 GiB at n = 2,000,
-    d = 2,048, 8 patterns (estimate 2.9); 1.5 GiB at n = 4,000, d = 1,024, 16 patterns (2.4); 14.2 GiB
-    at n = 10,000, d = 3,072, 36 patterns (20.8); eps > 0: 0.6 GiB at n = 600, d = 147, 36 patterns (1.1)."""
+    counted (see :func:`stable_forms`). Measured peaks on CPU (resident memory above the data's), eps = 0:
+    1.6 GiB at n = 2,000, d = 2,048, 8 patterns (estimate 2.0); 1.1 GiB at n = 4,000, d = 1,024, 16 patterns
+    (1.5); 14.2 GiB at n = 10,000, d = 3,072, 36 patterns (20.7); eps > 0: 0.6 GiB at n = 600, d = 147,
+    36 patterns (0.9; the last two measured with chunks of up to 2^25 numbers, the same or more memory)."""
     J = 2 * n_patterns
-    elements = 10 * n * d + 10 * n * J + 4 * min(CHUNK_ELEMENTS, J * n * d)
+    chunk = min(J, max(1, CHUNK_ELEMENTS // (n * d))) * n * d  # numbers in one chunk (column_chunks: one column at least)
+    elements = 10 * n * d + 10 * n * J + 4 * chunk
     if robust:
         elements += 4 * J * d ** 2 + 4 * (n_patterns * d) ** 2
     else:
