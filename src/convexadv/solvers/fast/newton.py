@@ -253,8 +253,13 @@ def column_chunks(J: int, per_column: int) -> list[slice]:
     """Slices of the J columns, in chunks whose temporaries hold at most CHUNK_ELEMENTS numbers
     (``per_column`` each, at least one column per chunk): bounds the memory of the per-column
     products at large n and d (slices, so that the blocks of a chunk are updated in place)."""
-    size = max(1, CHUNK_ELEMENTS // max(per_column, 1))
+    size = columns_per_chunk(per_column)
     return [slice(start, min(start + size, J)) for start in range(0, J, size)]
+
+
+def columns_per_chunk(per_column: int) -> int:
+    """Columns in one chunk of :func:`column_chunks`: as many as fit in CHUNK_ELEMENTS numbers, one at least."""
+    return max(1, CHUNK_ELEMENTS // max(per_column, 1))
 
 
 def _factor_delta(structure: Structure, Bcol, *, K=None, group_hessians=None):
@@ -382,7 +387,7 @@ def memory_needed(n: int, d: int, n_patterns: int, robust: bool, element_size: i
     (1.5); 14.2 GiB at n = 10,000, d = 3,072, 36 patterns (20.7); eps > 0: 0.6 GiB at n = 600, d = 147,
     36 patterns (0.9; the last two measured with chunks of up to 2^25 numbers, the same or more memory)."""
     J = 2 * n_patterns
-    chunk = min(J, max(1, CHUNK_ELEMENTS // (n * d))) * n * d  # numbers in one chunk (column_chunks: one column at least)
+    chunk = min(J, columns_per_chunk(n * d)) * n * d  # numbers in one chunk of the per-column products
     elements = 10 * n * d + 10 * n * J + 4 * chunk
     if robust:
         elements += 4 * J * d ** 2 + 4 * (n_patterns * d) ** 2
