@@ -272,14 +272,16 @@ def test_newton_system_is_solved_exactly(eps, form, one_column_chunks, clustered
     assert torch.allclose(mine, torch.linalg.solve(H, r), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [None, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
 @pytest.mark.parametrize("eps", [0.0, 0.03], ids=["dense-eq8", "robust"])
 @pytest.mark.parametrize("distinct_rows", [3, None], ids=["few-mask-rows", "random-mask-rows"])
-def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps, bias, monkeypatch):
+def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps, bias, dtype, monkeypatch):
     """K = sum_k (m_k m_k^T) (x) (Q_k + diag(E_k)) (the sample part of the delta system and of the dense
     form), summed by pattern or, where few distinct mask rows m_k occur, by those rows: both equal the
     definition in every block (the workspace it is written into is filled with NaN first), and the grouped
-    sum is the one taken exactly when it is the cheaper."""
+    sum is the one taken exactly when it is the cheaper; in float32 (the mixed-precision factorisation) to
+    float32's precision."""
     program = make_program("hinge", eps, bias)
     rng = np.random.default_rng(1)
     n, P = program.n, 6
@@ -297,8 +299,9 @@ def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps,
 
     E, phi, C11, C12, C22 = rand(n, structure.dp), rand(n, structure.dp), rand(n) + 1, rand(n) - 0.5, rand(n) + 1
     # K is written into the structure's reused workspace: a block left unwritten would keep these NaNs
-    structure.workspace((P, structure.d, P, structure.d)).fill_(float("nan"))
-    K = newton._dense_sample_hessian(structure, E, phi, C11, C12, C22)
+    structure.workspace((P, structure.d, P, structure.d), dtype).fill_(float("nan"))
+    K = newton._dense_sample_hessian(structure, E, phi, C11, C12, C22, dtype=dtype)
+    assert K.dtype == (dtype or torch.float64)
     X, d = structure.X, structure.d
     phi_full = X.new_zeros(n, d)
     phi_full[:, structure.pert[:structure.dp]] = phi
@@ -307,7 +310,8 @@ def test_sample_hessian_equals_its_definition_in_both_orders(distinct_rows, eps,
          + C22[:, None, None] * phi_full[:, :, None] * phi_full[:, None, :])
     Q[:, structure.pert[:structure.dp], structure.pert[:structure.dp]] += E
     definition = torch.einsum("ki,kj,kab->iajb", structure.M, structure.M, Q)
-    assert torch.allclose(K, definition, rtol=1e-12, atol=1e-12)
+    tolerance = 1e-12 if dtype is None else 1e-5
+    assert torch.allclose(K.double(), definition, rtol=tolerance, atol=tolerance)
     assert len(calls) == (1 if distinct_rows else 0)
 
 
@@ -378,6 +382,105 @@ def test_fallback_gives_the_same_certified_optimum(eps, monkeypatch):
     assert default.status == forced.status == "optimal"
     assert forced.info["fallback_iterations"] == forced.iterations > 0
     assert forced.objective >= default.lower_bound - 1e-12 and default.objective >= forced.lower_bound - 1e-12
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
+@pytest.mark.parametrize("loss", ["hinge", "squared"])
+def test_single_precision_factor_keeps_the_certified_optimum(loss, bias, monkeypatch):
+    """The mixed-precision delta system (float32 factor, every direction refined against the exact float64
+    product; taken from order newton.SINGLE_PRECISION_MIN_ORDER on, lowered here) changes the path, not the
+    answer: the solve ends optimal, within the certified gaps of the float64 solve, with every iterate strictly
+    feasible. Float32 serves the first iterations only: once the iterations return to float64 they stay there."""
+    program = make_program(loss, 0.03, bias, n_patterns=8)
+    float64 = solve_fast(program, tol=TOL)
+    monkeypatch.setattr(newton, "SINGLE_PRECISION_MIN_ORDER", 0)
+    sample_hessian, dtypes = newton._dense_sample_hessian, []
+
+    def recorded(*args, dtype=None):
+        dtypes.append(dtype or torch.float64)
+        return sample_hessian(*args, dtype=dtype)
+
+    monkeypatch.setattr(newton, "_dense_sample_hessian", recorded)
+    mixed = solve_fast(program, tol=TOL)
+    assert float64.status == mixed.status == "optimal", mixed.info["message"]
+    assert float64.info["single_precision_iterations"] == 0 < mixed.info["single_precision_iterations"]
+    assert dtypes[0] == torch.float32 and dtypes == sorted(dtypes, key=lambda t: t == torch.float64)
+    assert mixed.objective >= float64.lower_bound - 1e-12 and float64.objective >= mixed.lower_bound - 1e-12
+    U = np.hstack([mixed.V, mixed.W])
+    assert mixed.max_violation <= 1e-12 * np.abs(program.X).max() * np.abs(U).sum(axis=0).max()
+
+
+def test_single_precision_stops_after_a_refinement_step_that_contracts_too_little(monkeypatch):
+    """With SINGLE_CONTRACTION = 0 every refinement step from the float32 factor contracts "too little": the
+    first iteration keeps its float32 directions (they still refine to the residual asked for) and every later
+    one factors in float64."""
+    program = make_program("hinge", 0.03, False, n_patterns=8)
+    monkeypatch.setattr(newton, "SINGLE_PRECISION_MIN_ORDER", 0)
+    monkeypatch.setattr(iteration, "SINGLE_CONTRACTION", 0.0)
+    sample_hessian, dtypes = newton._dense_sample_hessian, []
+    monkeypatch.setattr(newton, "_dense_sample_hessian", lambda *args, dtype=None: dtypes.append(dtype or torch.float64)
+                        or sample_hessian(*args, dtype=dtype))
+    sol = solve_fast(program, tol=TOL)
+    assert sol.status == "optimal" and sol.info["single_precision_iterations"] == 1
+    assert dtypes == [torch.float32] + [torch.float64] * (sol.iterations - 1)
+
+
+@pytest.mark.parametrize("failure", ["poor", "indefinite"])
+def test_single_precision_factor_that_fails_is_replaced_within_the_iteration(failure, monkeypatch):
+    """A float32 factor whose directions cannot be refined to FALLBACK_RESIDUAL (made a poor preconditioner
+    here: scaled by 1.5, each refinement step then shrinks the residual by 0.56 only, which SINGLE_CONTRACTION
+    = 1 lets pass), or a float32 matrix that is not positive definite, is replaced by the float64 structured
+    factor within the same iteration, and float64 is kept from then on: the iterates are exactly those of the
+    float64 solve, with no stable-form fallback."""
+    program = make_program("hinge", 0.03, True, n_patterns=8)
+    float64 = solve_fast(program, tol=TOL)
+    monkeypatch.setattr(newton, "SINGLE_PRECISION_MIN_ORDER", 0)
+    monkeypatch.setattr(iteration, "SINGLE_CONTRACTION", 1.0)
+    cholesky, attempts = newton.cholesky, []
+
+    def failing_in_float32(A, regularise=True):
+        if A.dtype != torch.float32:
+            return cholesky(A, regularise)
+        attempts.append(failure)
+        if failure == "indefinite":
+            raise torch.linalg.LinAlgError("not positive definite in this precision")
+        return 1.5 * cholesky(A, regularise)
+
+    monkeypatch.setattr(newton, "cholesky", failing_in_float32)
+    replaced = solve_fast(program, tol=TOL)
+    assert len(attempts) == 1 and replaced.info["single_precision_iterations"] == 0
+    assert replaced.info["fallback_iterations"] == float64.info["fallback_iterations"]
+    assert replaced.iterations == float64.iterations and replaced.objective == float64.objective
+    assert np.array_equal(replaced.V, float64.V) and replaced.lower_bound == float64.lower_bound
+
+
+def test_single_precision_is_taken_only_where_it_pays_and_refuses_to_regularise(monkeypatch):
+    """single_precision_pays: on the CPU, float64, eps > 0, the dense delta system from the order threshold on
+    (not for eps = 0, a float32 solve, below the threshold, or Woodbury over the mask rows); and a float32
+    factorisation that fails is reported, not regularised (the float64 one is then taken)."""
+    def structure_of(program, dtype=torch.float64):
+        keep = ~cone_margins(program)[0]
+        return Structure(program.with_patterns(program.patterns[:, keep]), torch.device("cpu"), dtype)
+
+    robust = structure_of(make_program("hinge", 0.03, False))
+    order = robust.P * robust.d
+    monkeypatch.setattr(newton, "SINGLE_PRECISION_MIN_ORDER", order)
+    assert newton.single_precision_pays(robust)
+    assert not newton.single_precision_pays(structure_of(make_program("hinge", 0.03, False), torch.float32))
+    assert not newton.single_precision_pays(structure_of(make_program("hinge", 0.0, False)))
+    monkeypatch.setattr(newton, "SINGLE_PRECISION_MIN_ORDER", order + 1)
+    assert not newton.single_precision_pays(robust)
+    monkeypatch.setattr(newton, "SINGLE_PRECISION_MIN_ORDER", 0)
+    monkeypatch.setattr(newton, "WOODBURY_MIN_ORDER", 0)
+    assert not newton.single_precision_pays(structure_of(clustered_program("hinge", 0.03, False)))
+    indefinite = torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float32)
+    with pytest.raises(torch.linalg.LinAlgError):
+        newton.cholesky(indefinite, regularise=False)
+    with pytest.raises(torch.linalg.LinAlgError):
+        newton.cholesky(torch.tensor([[float("inf"), 0.0], [0.0, 1.0]]), regularise=False)
+    nearly_singular = torch.tensor([[1.0, 1.0], [1.0, 1.0 - 1e-17]], dtype=torch.float64)
+    L = newton.cholesky(nearly_singular)  # regularised: a tiny diagonal shift
+    assert torch.allclose(L @ L.mT, nearly_singular, atol=1e-8)
 
 
 @pytest.mark.parametrize("seed", [2, 4, 6, 7])

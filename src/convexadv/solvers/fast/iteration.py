@@ -21,7 +21,9 @@ holds for it. Step sizes come from the ratio test.
 
 Newton systems: :mod:`.newton` (exact, by their structure), every direction refined against the
 exact product; an iteration whose refined residual stays above FALLBACK_RESIDUAL refactors
-its system in the stable forms of :func:`.newton.stable_forms` (:class:`_NewtonSystem`).
+its system in the stable forms of :func:`.newton.stable_forms` (:class:`_NewtonSystem`). Where
+:func:`.newton.single_precision_pays`, the first iterations factor the dense delta system in float32 and
+refine to the same residual (mixed precision), until a refinement step contracts too little.
 Variables and rows: :mod:`.structure`; starting point: :mod:`.start`.
 
 Certificate (:mod:`.certificate`). The multipliers z of the constraints give a point of the Lagrange dual of
@@ -54,7 +56,8 @@ from ..presolve import PresolveTimeoutError, cone_margins
 from .certificate import certified_lower_bound, refit_cone_multipliers
 from .cones import (NTScaling, cone_det, cone_identity, cone_step, jordan, jordan_solve, ratio_step, reflect,
                     spectral_clamp)
-from .newton import available_memory, factor, factor_work, memory_needed, newton_product, stable_forms
+from .newton import (available_memory, factor, factor_work, memory_needed, newton_product, single_precision_pays,
+                     stable_forms)
 from .start import start_point
 from .structure import ROWS, Point, Structure
 
@@ -68,6 +71,14 @@ TO_BOUNDARY = 0.99
 REFINEMENTS = 2
 #: a Newton direction with a smaller relative residual is not refined further
 REFINED_RESIDUAL = 1e-8
+#: further refinement steps allowed for a direction from a float32 factor (newton.single_precision_pays), whose
+#: first solve leaves a relative residual of about 1e-5 (CIFAR eps = 2, first iterations) where float64 leaves 1e-9
+SINGLE_EXTRA_REFINEMENTS = 4
+#: a refinement step from a float32 factor that shrinks the residual by less than this factor sends the following
+#: iterations back to float64: float32 is near its limit there, and the next factorisation would fail or need many
+#: steps. Measured on two cores (CIFAR eps = 2, 24 patterns: with 0.03 / 0.1 / 0.3 float32 served 8 / 10 / 13 of
+#: 38 iterations, 0.3 also failing once, at its 14th; the Gaussian program with 36 patterns 24 / 26 / 27 of 29)
+SINGLE_CONTRACTION = 0.1
 #: a step shorter than this means the Newton systems are exhausted (status "stalled")
 MIN_STEP = 1e-6
 #: a refined Newton direction with a larger relative residual makes the iteration refactor in the stable form
@@ -147,8 +158,10 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float | No
     the data's units. The returned point is strictly feasible for (8) / (11) (every iterate is), so
     ``max_violation`` is zero up to rounding. ``info`` holds the gap, the number of iterations, the
     number of patterns the presolve kept, the internal units, ``fallback_iterations``
-    (iterations whose Newton system was refactored in a stable form for accuracy, see :class:`_NewtonSystem`)
-    and ``centrality_correctors`` (Gondzio's correctors kept, see :func:`_iterate`).
+    (iterations whose Newton system was refactored in a stable form for accuracy, see :class:`_NewtonSystem`),
+    ``single_precision_iterations`` (iterations whose directions came from a float32 factor, refined in float64:
+    :func:`.newton.single_precision_pays`) and ``centrality_correctors`` (Gondzio's correctors kept, see
+    :func:`_iterate`).
     Status "stalled" means rounding errors stopped progress before the gap was reached: a step below
     MIN_STEP, or STALL_ITERATIONS iterations whose interior-point gap was below the target while the
     certified one was not (the best point and bound are still valid).
@@ -207,11 +220,13 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float | No
     if program.eps > 0:
         _require_memory(program, int(keep.sum()), device, dtype)
     structure = Structure(internal, torch.device(device), dtype)
+    structure.factor_in_single = single_precision_pays(structure)
     previous = None
     if warm_start is not None:
         previous = np.hstack([warm_start.V[:, keep], warm_start.W[:, keep]]) * (s / s_y)
     x = start_point(structure, interior[:, keep], previous)
-    status, lower_bound, iterations, fallback_count, corrector_count = "iteration_limit", -math.inf, 0, 0, 0
+    status, lower_bound, iterations = "iteration_limit", -math.inf, 0
+    fallback_count = corrector_count = single_count = 0
     correctors = CENTRALITY_CORRECTORS if factor_work(structure) >= CORRECTOR_MIN_WORK else 0
     lagging = 0  # iterations with the interior-point gap below the target, the certified gap above it
     best_U, best_objective = None, math.inf
@@ -269,8 +284,9 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float | No
             if step is None or step[3] < MIN_STEP:  # rounding errors dominate the Newton systems
                 status = "stalled"
                 break
-            x, z, z_cone, _, used_fallback, kept_correctors = step
+            x, z, z_cone, _, used_fallback, kept_correctors, used_single = step
             fallback_count += used_fallback
+            single_count += used_single
             corrector_count += kept_correctors
             rows, cones = structure.rows(x), structure.cones(x)
             iterations += 1
@@ -279,7 +295,8 @@ def solve_fast(program: ConvexProgram, *, tol: float = 1e-4, tol_abs: float | No
         bar.close()
     V, W = best_U[:, : program.n_patterns], best_U[:, program.n_patterns:]
     info.update(absolute_gap=gap, relative_gap=gap / max(abs(best_objective), 1e-300),
-                fallback_iterations=fallback_count, centrality_correctors=corrector_count,
+                fallback_iterations=fallback_count, single_precision_iterations=single_count,
+                centrality_correctors=corrector_count,
                 message=f"{status} after {iterations} iterations (gap {gap:.2e}, target {tol_abs:.0e} * "
                         f"{f_zero:.3g} + {tol:.0e} * |objective|)")
     return _solution(program, V, W, best_objective, lower_bound, status, iterations, start_time, info)
@@ -341,8 +358,8 @@ def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone,
     longer trial step lie in CENTRED_RANGE times their family's target, and is kept only when it
     lengthens the step (a well-centred point takes long steps: fewer
     iterations, measured 30 -> 23 on CIFAR Algorithm 1, 43 -> 32 on a Gaussian program with 16
-    patterns). Returns (x, z, z_cone, step, fallback used, correctors kept); None when the Newton system
-    cannot be factored."""
+    patterns). Returns (x, z, z_cone, step, fallback used, correctors kept, float32 factor used); None when the
+    Newton system cannot be factored."""
     w = {k: z[k] / rows[k] for k in ROWS}
     scaling = NTScaling(cones, z_cone)
     lam = scaling.lam
@@ -418,7 +435,7 @@ def _iterate(structure: Structure, x: Point, rows: dict, cones, z: dict, z_cone,
     a_p, a_d = (TO_BOUNDARY * a for a in steps)
     x = x.step(dx, a_p)
     z = {k: z[k] + a_d * dz[k] for k in ROWS}
-    return x, z, z_cone + a_d * dz_cone, min(a_p, a_d), newton.fallback, accepted
+    return x, z, z_cone + a_d * dz_cone, min(a_p, a_d), newton.fallback, accepted, newton.single
 
 
 class _NewtonSystem:
@@ -429,20 +446,31 @@ class _NewtonSystem:
     Woodbury over the 2P columns, then one dense Cholesky in U; eps > 0: the dense delta system where
     the structured form was Woodbury over the mask rows, then the dense Cholesky in U) until a
     direction is accurate, for the rest of the iteration; the most accurate direction found is used
-    (one factorisation is held at a time). ``fallback`` says whether a stable form was factored."""
+    (one factorisation is held at a time). ``fallback`` says whether a stable form was factored. Where the
+    structured factor is the float32 one of :func:`.newton.single_precision_pays` (``single``), the first
+    refactorisation is the structured form in float64, which the rest of the solve then keeps."""
 
     def __init__(self, structure: Structure, w: dict, scaling: NTScaling):
         self.structure, self.w, self.scaling = structure, w, scaling
         self._stable_forms = iter(stable_forms(structure))
-        self.fallback = False
+        self.fallback = self.single = False
         try:
             self._solve = factor(structure, w, scaling)
         except torch.linalg.LinAlgError:  # a harmonic mean not numerically positive definite
             if not self._next_form():
                 raise
+        self.single = structure.factor_in_single and not self.fallback
 
     def _next_form(self) -> bool:
-        """Refactor in the next stable form that factors; False when none is left."""
+        """Refactor in the next form that factors (the structured one in float64 after a float32 factor, then the
+        stable forms); False when none is left."""
+        if self.single:
+            self.single = self.structure.factor_in_single = False
+            try:
+                self._solve = factor(self.structure, self.w, self.scaling)
+                return True
+            except torch.linalg.LinAlgError:
+                pass
         for form in self._stable_forms:
             try:
                 self._solve = factor(self.structure, self.w, self.scaling, form=form)
@@ -454,29 +482,35 @@ class _NewtonSystem:
 
     def solve(self, rhs: Point, fallback: bool = True) -> Point | None:
         dx, residual = self._refined(rhs)
-        if residual > FALLBACK_RESIDUAL and not fallback:
+        if not residual <= FALLBACK_RESIDUAL and not fallback:  # (also a residual that is not a number)
             return None
-        while residual > FALLBACK_RESIDUAL and self._next_form():
+        while not residual <= FALLBACK_RESIDUAL and self._next_form():
             candidate, candidate_residual = self._refined(rhs)
-            if candidate_residual < residual:
+            if candidate_residual < residual or math.isnan(residual):
                 dx, residual = candidate, candidate_residual
         return dx
 
     def _refined(self, rhs: Point) -> tuple[Point, float]:
-        """The direction after at most REFINEMENTS steps of iterative refinement (fewer once its relative
-        residual is below REFINED_RESIDUAL), and its relative residual."""
+        """The direction after at most REFINEMENTS steps of iterative refinement (REFINEMENTS +
+        SINGLE_EXTRA_REFINEMENTS from a float32 factor; fewer once its relative residual is below
+        REFINED_RESIDUAL), and its relative residual. A float32 factor whose refinement step shrinks the
+        residual by less than SINGLE_CONTRACTION is not used after this iteration."""
         def residual_of(dx):
             return rhs.minus(newton_product(self.structure, self.w, self.scaling, dx))
 
         scale = max(_norm(rhs), 1e-300)
         dx = self._solve(rhs)
         residual = residual_of(dx)
-        for _ in range(REFINEMENTS):
-            if _norm(residual) <= REFINED_RESIDUAL * scale:
+        norm = _norm(residual)
+        for _ in range(REFINEMENTS + (SINGLE_EXTRA_REFINEMENTS if self.single else 0)):
+            if norm <= REFINED_RESIDUAL * scale:
                 break
             dx = dx.step(self._solve(residual), 1.0)
             residual = residual_of(dx)
-        return dx, _norm(residual) / scale
+            previous, norm = norm, _norm(residual)
+            if self.single and not norm <= SINGLE_CONTRACTION * previous:
+                self.structure.factor_in_single = False
+        return dx, norm / scale
 
 
 def _norm(point: Point) -> float:

@@ -45,6 +45,13 @@ MIN_BLOCK_ROWS = 36
 #: by Woodbury, 1,764 (P = 12, G = 8-10) 10 % faster, 2,352 (P = 16, G = 12) 10-15 % faster; digits (d = 65, P = 12,
 #: G = 8, order 780) the same either way
 WOODBURY_MIN_ORDER = 1600
+#: smallest order P d of the dense delta system formed and factored in float32 on the CPU
+#: (:func:`single_precision_pays`). Measured on two cores against float64, same hour, identical iteration counts:
+#: Gaussian programs (n = 600, d = 147, eps = 0.02) with 8 / 16 / 24 / 36 patterns (order 1,176-5,292) 7.4-7.7 ->
+#: 5.5 s, 6.5 -> 5.1, 13.4 -> 9.9, 35.4-37.4 -> 24.2-28.0 s; CIFAR eps = 2 (24 patterns) 15.0-16.5 -> 14.3-16.0 s;
+#: the CIFAR programs of Table I (eps = 10, 15 patterns kept) and of the robust sampler with 8 patterns, and digits
+#: with 5 patterns kept (order 325, threshold lowered), the same within the run-to-run variation
+SINGLE_PRECISION_MIN_ORDER = 1000
 
 
 def newton_product(structure: Structure, w: dict, scaling: NTScaling, dx: Point) -> Point:
@@ -169,6 +176,12 @@ def _factor_reduced(structure: Structure, Bcol, E, phi, C11, C12, C22, form: str
     if form == "structured" and groups_woodbury_is_cheaper(structure):
         left, right = _sample_rows(structure, phi, C11, C12, C22)
         return _factor_delta(structure, Bcol, group_hessians=_group_hessians(structure, left, right, E))
+    if form == "structured" and structure.factor_in_single:
+        try:
+            return _factor_delta(structure, Bcol, K=_dense_sample_hessian(structure, E, phi, C11, C12, C22,
+                                                                          dtype=torch.float32))
+        except torch.linalg.LinAlgError:  # not positive definite in float32 (or a harmonic mean, which the float64
+            structure.factor_in_single = False  # attempt then reports): float64 for the rest of the solve
     return _factor_delta(structure, Bcol, K=_dense_sample_hessian(structure, E, phi, C11, C12, C22))
 
 
@@ -272,7 +285,8 @@ def _factor_delta(structure: Structure, Bcol, *, K=None, group_hessians=None):
     V = T^-1 (r_V + r_W + B_W delta) and
     W = T^-1 (r_V + r_W - B_V delta) (V - W = delta; K delta, which can be a difference of large
     terms, is never formed). The delta system is solved either by one dense Cholesky of order P d
-    (given ``K``; not 2 P d: 8 times fewer operations, 4 times less memory) or, given the
+    (given ``K``; not 2 P d: 8 times fewer operations, 4 times less memory; in float32 when ``K`` is, see
+    :func:`single_precision_pays`) or, given the
     ``group_hessians`` C_g of :func:`_group_hessians`, by Woodbury over the distinct mask rows
     (:func:`_factor_delta_woodbury`, order G d). Late in some solves S or its inverse loses accuracy
     where B_V and B_W are far apart; the iteration then falls back to the dense delta system and to
@@ -283,11 +297,11 @@ def _factor_delta(structure: Structure, Bcol, *, K=None, group_hessians=None):
     if group_hessians is None:
         L_T, harmonic = _harmonic_means(B_V, B_W)
         idx = torch.arange(P, device=K.device)
-        K[idx, :, idx, :] += harmonic
-        L_delta = cholesky(K.reshape(m, m))
+        K[idx, :, idx, :] += harmonic.to(K.dtype)
+        L_delta = cholesky(K.reshape(m, m), regularise=K.dtype == Bcol.dtype)
 
         def solve_delta(r):
-            return cholesky_solve(L_delta, r.reshape(m, 1)).reshape(P, d, 1)
+            return cholesky_solve(L_delta, r.reshape(m, 1).to(L_delta.dtype)).to(r.dtype).reshape(P, d, 1)
     else:
         L_T = cholesky(B_V + B_W)
         solve_delta = _factor_delta_woodbury(structure, B_V, B_W, group_hessians)
@@ -357,6 +371,21 @@ def groups_woodbury_is_cheaper(structure: Structure) -> bool:
     G, P = structure.mask_rows.shape[0], structure.P
     return (structure.dp > 0 and P * structure.d >= WOODBURY_MIN_ORDER
             and G ** 3 / 3 + 2 * G * (G + 1) + 3 * P < 0.8 * (P ** 3 / 3 + 4 * P))
+
+
+def single_precision_pays(structure: Structure) -> bool:
+    """Whether the iterations start with the dense delta system (:func:`_factor_delta`) formed and factored in
+    float32, as a preconditioner: every direction is still refined against the exact float64 product
+    (:func:`newton_product`) to the same residual, so only the number of refinement steps changes. The iterations
+    return to float64 for the rest of the solve once a refinement step contracts too little or the float32
+    matrix is not positive definite (late in a solve, where its condition number nears 1 / 6e-8). Taken on the
+    CPU in float64 (where forming the sample Hessian K and its Cholesky of order P d dominate an iteration: the
+    Cholesky runs about 1.6 times faster in float32, 0.44 against 0.71 s at order 5,292 on two cores, and K's
+    products move half the bytes; K then takes half the memory) from order SINGLE_PRECISION_MIN_ORDER on; not
+    on a GPU, where it was not measured, nor for Woodbury over the mask rows (its capacitance matrix lost every
+    digit in float32 on the CIFAR robust-sampler programs)."""
+    return (structure.X.device.type == "cpu" and structure.X.dtype == torch.float64 and structure.dp > 0
+            and structure.P * structure.d >= SINGLE_PRECISION_MIN_ORDER and not groups_woodbury_is_cheaper(structure))
 
 
 def factor_work(structure: Structure) -> float:
@@ -456,7 +485,7 @@ def _sample_rows(structure: Structure, phi, C11, C12, C22):
     return left, torch.cat([structure.X, phi_full])
 
 
-def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22):
+def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22, dtype=None):
     """K[(i, l), (i', l')] = sum_k M_ki M_ki' (Q_k[l, l'] + [l = l' perturbable] E_kl) with
     Q_k = [x_k, phi_k] C_k [x_k, phi_k]^T, as (P, d, P, d), in whichever of two exact orders of the
     sum costs fewer operations: by pattern (block row i sums over the samples with M_ki = 1 only and
@@ -466,18 +495,22 @@ def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22):
     those rows: K = sum_g (m_g m_g^T) (x) C_g with C_g of :func:`_group_hessians` (one GEMM per
     distinct row, then per pattern i one batched product written straight into block row i, P G d^2
     multiply-adds each: no transposed copy of K). K is the structure's workspace
-    (:meth:`.structure.Structure.workspace`): it is valid until the next call."""
+    (:meth:`.structure.Structure.workspace`): it is valid until the next call. ``dtype``: that of K (default:
+    the structure's), the sums run in it."""
     n, d, P = structure.n, structure.d, structure.P
     left, right = _sample_rows(structure, phi, C11, C12, C22)
+    if dtype is not None:
+        left, right, E = left.to(dtype), right.to(dtype), E.to(dtype)
     rows_per_sample = left.shape[0] // n  # 2 with eps > 0 (the x and phi rows), 1 without
     G = structure.mask_rows.shape[0]
     by_pattern = rows_per_sample * float((structure.M.sum(dim=0) * torch.arange(P, 0, -1).to(structure.M)).sum())
-    K = structure.workspace((P, d, P, d))  # every block is written below
+    K = structure.workspace((P, d, P, d), left.dtype)  # every block is written below
     if rows_per_sample * n + G * P * P < by_pattern:  # operations in units of d^2 multiply-adds
         C = _group_hessians(structure, left, right, E if structure.dp else None)
         C_by_row = C.transpose(0, 1).contiguous()  # (d, G, d)
-        for i, rows_with_i in enumerate(structure.mask_rows.T):  # K[i, l, j, l'] = sum_g m_gi m_gj C_g[l, l']
-            torch.matmul((rows_with_i[:, None] * structure.mask_rows).T, C_by_row, out=K[i])
+        mask_rows = structure.mask_rows.to(K.dtype)
+        for i, rows_with_i in enumerate(mask_rows.T):  # K[i, l, j, l'] = sum_g m_gi m_gj C_g[l, l']
+            torch.matmul((rows_with_i[:, None] * mask_rows).T, C_by_row, out=K[i])
         return K
     mask = structure.M.repeat(rows_per_sample, 1) > 0  # (rows, P): sample k's rows k, n + k share its pattern row
     for i in range(P):
@@ -486,7 +519,8 @@ def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22):
         K[i, :, i:, :] = (left[rows].T @ block.reshape(-1, (P - i) * d)).reshape(d, P - i, d)
         K[i + 1:, :, i, :] = K[i, :, i + 1:, :].permute(1, 2, 0)
     if structure.dp:
-        Ediag = torch.einsum("kl,ki,kp->lip", E, structure.M, structure.M)  # (d', P, P)
+        M = structure.M.to(K.dtype)
+        Ediag = torch.einsum("kl,ki,kp->lip", E, M, M)  # (d', P, P)
         idx = structure.pert
         K[:, idx, :, idx] += Ediag
     return K
@@ -503,7 +537,7 @@ def _group_hessians(structure: Structure, left, right, E):
     row_group = group.repeat(left.shape[0] // n)  # sample k's rows k, n + k, ... all belong to its group
     order = torch.argsort(row_group, stable=True)
     counts = torch.bincount(row_group, minlength=G).tolist()
-    C = structure.X.new_empty(G, d, d)
+    C = left.new_empty(G, d, d)
     for g, members in enumerate(torch.split(order, counts)):  # G GEMMs, 2n rows in all (every group has a sample)
         C[g] = left[members].T @ right[members]
     if E is not None:
@@ -518,11 +552,15 @@ def cholesky_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(L.mT, torch.linalg.solve_triangular(L, b, upper=False), upper=True)
 
 
-def cholesky(A: torch.Tensor) -> torch.Tensor:
+def cholesky(A: torch.Tensor, regularise: bool = True) -> torch.Tensor:
     """Cholesky factor of the SPD matrix (or batch) A. Late in the iterations A can hold
     curvatures 1e18 apart and lose definiteness to rounding; then a diagonal shift of
-    JITTER[i] * max diagonal (the smallest that works) is added, as interior-point codes do."""
+    JITTER[i] * max diagonal (the smallest that works) is added, as interior-point codes do. Without
+    ``regularise`` (the float32 factors of :func:`single_precision_pays`) LinAlgError is raised instead, also
+    where the factor is not finite."""
     L, info = torch.linalg.cholesky_ex(A)
+    if not regularise and not (bool((info == 0).all()) and bool(torch.isfinite(L.diagonal(dim1=-2, dim2=-1)).all())):
+        raise torch.linalg.LinAlgError("not positive definite in this precision")
     if not bool((info > 0).any()):
         return L
     scale = A.diagonal(dim1=-2, dim2=-1).abs().amax(dim=-1)

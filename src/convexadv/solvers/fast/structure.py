@@ -47,7 +47,10 @@ class Point:
 class Structure:
     """The presolved program in the variables of :class:`Point`, on one device: its affine
     constraint rows, their adjoint and the objective (the Newton systems are in :mod:`.newton`,
-    the dual certificate in :mod:`.certificate`, the starting point in :mod:`.start`)."""
+    the dual certificate in :mod:`.certificate`, the starting point in :mod:`.start`). Two things
+    live here for the Newton systems of one solve: the workspace of the dense sample Hessian
+    (:meth:`workspace`) and ``factor_in_single``, whether its factorisation runs in float32 (set by the
+    iterations from :func:`.newton.single_precision_pays`; switched off for good once float32 stops serving)."""
 
     def __init__(self, program: ConvexProgram, device, dtype):
         def tensor(a):
@@ -81,16 +84,18 @@ class Structure:
         #: number of linear rows plus number of cones (the degree of the cone of the problem)
         self.degree = 2 * self.n + 2 * self.n * self.dp + 2 * self.J * self.dp + self.n * self.J + self.J
         self._workspace = None
+        self.factor_in_single = False
 
-    def workspace(self, shape) -> torch.Tensor:
-        """An uninitialised tensor of ``shape`` on the structure's device whose memory the next call (the
-        next iteration) gets again: the dense sample Hessian of :mod:`.newton`, which its caller overwrites
-        entirely and no longer needs once it is factored. A fresh allocation of its 224 MB (P' = 36,
-        d = 147) would be paged in again every iteration, about 50 ms on the CPU."""
-        shape = tuple(shape)
-        if self._workspace is None or self._workspace.shape != shape:
+    def workspace(self, shape, dtype=None) -> torch.Tensor:
+        """An uninitialised tensor of ``shape`` and ``dtype`` (default: the structure's) on the structure's
+        device whose memory the next call (the next iteration) gets again: the dense sample Hessian of
+        :mod:`.newton`, which its caller overwrites entirely and no longer needs once it is factored. A fresh
+        allocation of its 224 MB (P' = 36, d = 147) would be paged in again every iteration, about 50 ms on
+        the CPU."""
+        shape, dtype = tuple(shape), dtype or self.X.dtype
+        if self._workspace is None or self._workspace.shape != shape or self._workspace.dtype != dtype:
             self._workspace = None  # the old buffer is freed before the new one is allocated
-            self._workspace = torch.empty(shape, dtype=self.X.dtype, device=self.X.device)
+            self._workspace = torch.empty(shape, dtype=dtype, device=self.X.device)
         return self._workspace
 
     # ----- linear maps -----
