@@ -318,38 +318,36 @@ def _factor_delta(structure: Structure, Bcol, *, K=None, group_hessians=None):
 
 def _factor_delta_woodbury(structure: Structure, B_V, B_W, C):
     """The delta system (S + K) delta = r of :func:`_factor_delta` by the Woodbury identity over the G
-    distinct mask rows m_g: K = F C F^T with F = [m_g (x) I_d]_g (P d x G d) and C = blockdiag(C_g)
-    = R R^T (Cholesky per group), so
+    distinct mask rows m_g: K = F C F^T with F = [m_g (x) I_d]_g (P d x G d) and C = blockdiag(C_g), so
 
-        (S + K)^-1 = S^-1 - S^-1 F R (I + R^T H R)^-1 R^T F^T S^-1,   H = F^T S^-1 F,
+        (S + K)^-1 = S^-1 - S^-1 F (C^-1 + H)^-1 F^T S^-1,   H = F^T S^-1 F,
 
-    with S_i^-1 = B_Vi^-1 + B_Wi^-1 (a sum of inverses: no harmonic mean is formed) and
-    H[g, g'] = sum_i M_gi M_g'i S_i^-1. One Cholesky of order G d instead of P d: (G / P)^3 of its
-    operations, plus G (G + 1) d^3 multiply-adds for R^T H R (its block upper triangle; the lower one is
-    its mirror image); taken where that is cheaper
-    (:func:`groups_woodbury_is_cheaper`). Returns the solver of the delta system, r as (P, d, 1)."""
+    with S_i^-1 = B_Vi^-1 + B_Wi^-1 (a sum of inverses: no harmonic mean is formed),
+    H[g, g'] = sum_i M_gi M_g'i S_i^-1 and C_g^-1 from the Cholesky factor of C_g (positive definite: the
+    l1 rows' weights E > 0 on every perturbable coordinate, the samples' rows on the rest; where rounding
+    leaves it singular, :func:`cholesky`'s shift and the refinement of every direction take over). One
+    Cholesky of order G d instead of P d: (G / P)^3 of its operations, plus G inverses of order d; taken where
+    that is cheaper (:func:`groups_woodbury_is_cheaper`). (Until the eighteenth session the capacitance was
+    I + R^T H R with C = R R^T: its G (G + 1) block products of order d took 115 ms per factorisation of the
+    CIFAR robust-sampler program with 36 patterns, G = 25, d = 147, whose solve now takes 20.5-23.5 s instead
+    of 24.0-25.0 s, three runs alternated, the same 34 iterations; the same iterations and stable-form
+    fallbacks on 30 of 31 random programs that take this form, one iteration more on the other.) Returns the
+    solver of the delta system, r as (P, d, 1)."""
     P, d = structure.P, structure.d
     rows = structure.mask_rows  # (G, P): m_g
     G = rows.shape[0]
     S_inv = torch.cholesky_inverse(cholesky(B_V)) + torch.cholesky_inverse(cholesky(B_W))  # (P, d, d)
-    R = cholesky(0.5 * (C + C.mT))  # (G, d, d)
     pairs = (rows[:, None, :] * rows[None, :, :]).reshape(G * G, P)
-    H = (pairs @ S_inv.reshape(P, d * d)).reshape(G, G, d, d)  # [g', g, l, l'] = H[g, g'][l, l'] (pairs symmetric)
-    # R^T H R in the layout [g, l, g', l'], its block upper triangle g <= g' computed (two batched products
-    # per block column g': H[g, g'] R_g' for g <= g', then R_g^T times those) and the lower one mirrored
-    capacitance = H.new_empty(G, d, G, d)
-    for col in range(G):
-        capacitance[: col + 1, :, col, :] = R[: col + 1].mT @ (H[col, : col + 1] @ R[col])
-        capacitance[col, :, :col, :] = capacitance[:col, :, col, :].permute(2, 0, 1)
-    capacitance = capacitance.reshape(G * d, G * d)
-    capacitance.diagonal().add_(1.0)
+    H = (pairs @ S_inv.reshape(P, d * d)).reshape(G, G, d, d)  # [g, g', l, l'] = H[g, g'][l, l'] (symmetric)
+    capacitance = H.transpose(1, 2).reshape(G * d, G * d)  # [g, l, g', l']: a copy
+    groups = torch.arange(G, device=C.device)
+    capacitance.view(G, d, G, d)[groups, :, groups, :] += torch.cholesky_inverse(cholesky(0.5 * (C + C.mT)))
     L_cap = cholesky(capacitance)
 
     def solve_delta(r):
         y = S_inv @ r  # S^-1 r, (P, d, 1)
-        v = R.mT @ (rows @ y[:, :, 0])[:, :, None]  # R^T F^T S^-1 r, (G, d, 1)
-        t = cholesky_solve(L_cap, v.reshape(G * d, 1)).reshape(G, d, 1)
-        return y - S_inv @ (rows.T @ (R @ t)[:, :, 0])[:, :, None]
+        t = cholesky_solve(L_cap, (rows @ y[:, :, 0]).reshape(G * d, 1)).reshape(G, d)  # (C^-1 + H)^-1 F^T S^-1 r
+        return y - S_inv @ (rows.T @ t)[:, :, None]
 
     return solve_delta
 
@@ -357,12 +355,15 @@ def _factor_delta_woodbury(structure: Structure, B_V, B_W, C):
 def groups_woodbury_is_cheaper(structure: Structure) -> bool:
     """Whether the delta system is solved by :func:`_factor_delta_woodbury` (G distinct mask rows)
     rather than by its dense Cholesky: per iteration, in units of d^3 flops, Woodbury costs
-    G^3 / 3 (the Cholesky of order G d) + 2 G (G + 1) (R^T H R: two products per block of its upper
-    triangle) + 3 P (S^-1 from the factors of B_V and B_W) and the dense system P^3 / 3 + 4 P (its
-    Cholesky and the harmonic means). Woodbury is taken where it saves at least a fifth: its smaller
+    G^3 / 3 (the Cholesky of order G d) + 2 G (G + 1) + 3 P (S^-1 from the factors of B_V and B_W) and the
+    dense system P^3 / 3 + 4 P (its Cholesky and the harmonic means). The 2 G (G + 1) are the products of
+    the capacitance I + R^T H R of the twelfth to seventeenth sessions, with which this rule was measured;
+    the capacitance C^-1 + H of :func:`_factor_delta_woodbury` costs G instead (the inverses of the C_g), so
+    the rule now errs towards the dense system, as measured, rather than being moved without measurements.
+    Woodbury is taken where it saves at least a fifth: its smaller
     products run slower per flop and its directions take more refinement steps (measured on two cores,
     d = 147: P = 24, G = 18 and P = 36, G = 25 save 16 % and 38 % of a
-    factorisation and six solves; since R^T H R is formed on its upper triangle, P = 16, G = 12 is taken
+    factorisation and six solves; P = 16, G = 12 is taken
     too, and solved in 10-15 % less time than by the dense form), and only from order P d =
     WOODBURY_MIN_ORDER on: below it Woodbury's extra calls, each of a few milliseconds, cost more than its
     flops save (d = 11: 3-18 % slower at every P up to 36; d = 147, P = 8, G = 5: 10 % slower). The robust
@@ -392,8 +393,9 @@ def factor_work(structure: Structure) -> float:
     """Multiply-adds of one structured factorisation (:func:`factor`), its leading terms: the per-column
     covariances J n d^2 and, for eps = 0, the Woodbury Gram P n^2 d and its Cholesky n^3 / 3; for
     eps > 0 the delta system's Cholesky, (P d)^3 / 3, or with Woodbury over the G mask rows
-    (G d)^3 / 3 + G (G + 1) d^3. (The iterations use it to decide whether centrality correctors, one more
-    solve each, are worth their cost.)"""
+    (G d)^3 / 3 + G (G + 1) d^3 (the products of the earlier capacitance I + R^T H R, kept so that the
+    corrector threshold decides as it was measured; :func:`_factor_delta_woodbury`'s costs G d^3). (The
+    iterations use it to decide whether centrality correctors, one more solve each, are worth their cost.)"""
     n, d, P = structure.n, structure.d, structure.P
     work = structure.J * n * d ** 2
     if structure.dp == 0:
