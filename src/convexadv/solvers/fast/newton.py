@@ -337,12 +337,14 @@ def _factor_delta_woodbury(structure: Structure, B_V, B_W, C):
     rows = structure.mask_rows  # (G, P): m_g
     G = rows.shape[0]
     S_inv = torch.cholesky_inverse(cholesky(B_V)) + torch.cholesky_inverse(cholesky(B_W))  # (P, d, d)
-    pairs = (rows[:, None, :] * rows[None, :, :]).reshape(G * G, P)
-    H = (pairs @ S_inv.reshape(P, d * d)).reshape(G, G, d, d)  # [g, g', l, l'] = H[g, g'][l, l'] (symmetric)
-    capacitance = H.transpose(1, 2).reshape(G * d, G * d)  # [g, l, g', l']: a copy
+    # H written block row by block row straight into the layout [g, l, g', l'] (one batched product per row)
+    capacitance = S_inv.new_empty(G, d, G, d)
+    S_inv_by_row = S_inv.transpose(0, 1).contiguous()  # (d, P, d)
+    for g, row in enumerate(rows):  # H[g, l, g', l'] = sum_i m_gi m_g'i S_i^-1[l, l']
+        torch.matmul((row[:, None] * rows.T).T, S_inv_by_row, out=capacitance[g])
     groups = torch.arange(G, device=C.device)
-    capacitance.view(G, d, G, d)[groups, :, groups, :] += torch.cholesky_inverse(cholesky(0.5 * (C + C.mT)))
-    L_cap = cholesky(capacitance)
+    capacitance[groups, :, groups, :] += torch.cholesky_inverse(cholesky(0.5 * (C + C.mT)))
+    L_cap = cholesky(capacitance.reshape(G * d, G * d))
 
     def solve_delta(r):
         y = S_inv @ r  # S^-1 r, (P, d, 1)
