@@ -337,11 +337,7 @@ def _factor_delta_woodbury(structure: Structure, B_V, B_W, C):
     rows = structure.mask_rows  # (G, P): m_g
     G = rows.shape[0]
     S_inv = torch.cholesky_inverse(cholesky(B_V)) + torch.cholesky_inverse(cholesky(B_W))  # (P, d, d)
-    # H written block row by block row straight into the layout [g, l, g', l'] (one batched product per row)
-    capacitance = S_inv.new_empty(G, d, G, d)
-    S_inv_by_row = S_inv.transpose(0, 1).contiguous()  # (d, P, d)
-    for g, row in enumerate(rows):  # H[g, l, g', l'] = sum_i m_gi m_g'i S_i^-1[l, l']
-        torch.matmul((row[:, None] * rows.T).T, S_inv_by_row, out=capacitance[g])
+    capacitance = _block_gram(rows, S_inv, S_inv.new_empty(G, d, G, d))  # H[g, l, g', l'], C^-1 added below
     groups = torch.arange(G, device=C.device)
     capacitance[groups, :, groups, :] += torch.cholesky_inverse(cholesky(0.5 * (C + C.mT)))
     L_cap = cholesky(capacitance.reshape(G * d, G * d))
@@ -511,11 +507,7 @@ def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22, dtype=Non
     K = structure.workspace((P, d, P, d), left.dtype)  # every block is written below
     if rows_per_sample * n + G * P * P < by_pattern:  # operations in units of d^2 multiply-adds
         C = _group_hessians(structure, left, right, E if structure.dp else None)
-        C_by_row = C.transpose(0, 1).contiguous()  # (d, G, d)
-        mask_rows = structure.mask_rows.to(K.dtype)
-        for i, rows_with_i in enumerate(mask_rows.T):  # K[i, l, j, l'] = sum_g m_gi m_gj C_g[l, l']
-            torch.matmul((rows_with_i[:, None] * mask_rows).T, C_by_row, out=K[i])
-        return K
+        return _block_gram(structure.mask_rows.T.to(K.dtype), C, K)  # K[i, l, j, l'] = sum_g m_gi m_gj C_g[l, l']
     mask = structure.M.repeat(rows_per_sample, 1) > 0  # (rows, P): sample k's rows k, n + k share its pattern row
     for i in range(P):
         rows = mask[:, i]
@@ -528,6 +520,17 @@ def _dense_sample_hessian(structure: Structure, E, phi, C11, C12, C22, dtype=Non
         idx = structure.pert
         K[:, idx, :, idx] += Ediag
     return K
+
+
+def _block_gram(weights, blocks, out):
+    """out[a, :, b, :] = sum_c weights[a, c] weights[b, c] blocks[c] for weights (A, C), blocks (C, d, d) and out
+    (A, d, A, d), returned: one batched product per block row a, written straight into it (no transposed copy).
+    The grouped sample Hessian K (a, b patterns, c mask rows) and the capacitance's H (a, b mask rows, c
+    patterns) are both this sum."""
+    by_row = blocks.transpose(0, 1).contiguous()  # (d, C, d)
+    for a, weights_a in enumerate(weights):
+        torch.matmul(weights * weights_a, by_row, out=out[a])
+    return out
 
 
 def _group_hessians(structure: Structure, left, right, E):
