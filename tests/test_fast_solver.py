@@ -670,6 +670,10 @@ def _fuzz_data(family: str, scale: float, loss: str, seed: int):
         X = rng.standard_normal((24, 4))
     elif family == "pixels":  # image-like: non-negative, a shared brightness per sample
         X = np.clip(rng.uniform(0, 1, (24, 1)) + 0.2 * rng.standard_normal((24, 4)), 0, 1)
+    elif family == "wide":  # more features than samples
+        X = rng.standard_normal((12, 30))
+    elif family == "repeated":  # sparse 0/1 features, each distinct row three times (zero rows possible)
+        X = np.repeat((rng.uniform(size=(8, 6)) < 0.3).astype(float), 3, axis=0)
     else:  # real images: 40 digits 3 vs 8 (64 grey levels 0-16) brought to [0, 1]
         from convexadv.data import load_digits_pair
 
@@ -683,7 +687,7 @@ def _fuzz_data(family: str, scale: float, loss: str, seed: int):
     return X * scale, y
 
 
-@pytest.mark.parametrize("family", ["gaussian", "pixels", "digits"])
+@pytest.mark.parametrize("family", ["gaussian", "pixels", "digits", "wide", "repeated"])
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 255.0, 1e3])
 @pytest.mark.parametrize("loss, eps, bias", [("hinge", 0.0, False), ("hinge", 0.02, True), ("squared", 0.0, True),
                                              ("squared", 0.02, False)])
