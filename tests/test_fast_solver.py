@@ -384,6 +384,18 @@ def test_fallback_gives_the_same_certified_optimum(eps, monkeypatch):
     assert forced.objective >= default.lower_bound - 1e-12 and default.objective >= forced.lower_bound - 1e-12
 
 
+def _record_sample_hessian_dtypes(monkeypatch) -> list:
+    """The dtype of every dense sample Hessian the solver forms from now on (float64 where none is asked), in order."""
+    sample_hessian, dtypes = newton._dense_sample_hessian, []
+
+    def recorded(*args, dtype=None):
+        dtypes.append(dtype or torch.float64)
+        return sample_hessian(*args, dtype=dtype)
+
+    monkeypatch.setattr(newton, "_dense_sample_hessian", recorded)
+    return dtypes
+
+
 @pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
 @pytest.mark.parametrize("loss", ["hinge", "squared"])
 def test_single_precision_factor_keeps_the_certified_optimum(loss, bias, monkeypatch):
@@ -394,13 +406,7 @@ def test_single_precision_factor_keeps_the_certified_optimum(loss, bias, monkeyp
     program = make_program(loss, 0.03, bias, n_patterns=8)
     float64 = solve_fast(program, tol=TOL)
     monkeypatch.setattr(newton, "SINGLE_PRECISION_MIN_ORDER", 0)
-    sample_hessian, dtypes = newton._dense_sample_hessian, []
-
-    def recorded(*args, dtype=None):
-        dtypes.append(dtype or torch.float64)
-        return sample_hessian(*args, dtype=dtype)
-
-    monkeypatch.setattr(newton, "_dense_sample_hessian", recorded)
+    dtypes = _record_sample_hessian_dtypes(monkeypatch)
     mixed = solve_fast(program, tol=TOL)
     assert float64.status == mixed.status == "optimal", mixed.info["message"]
     assert float64.info["single_precision_iterations"] == 0 < mixed.info["single_precision_iterations"]
@@ -417,9 +423,7 @@ def test_single_precision_stops_after_a_refinement_step_that_contracts_too_littl
     program = make_program("hinge", 0.03, False, n_patterns=8)
     monkeypatch.setattr(newton, "SINGLE_PRECISION_MIN_ORDER", 0)
     monkeypatch.setattr(iteration, "SINGLE_CONTRACTION", 0.0)
-    sample_hessian, dtypes = newton._dense_sample_hessian, []
-    monkeypatch.setattr(newton, "_dense_sample_hessian", lambda *args, dtype=None: dtypes.append(dtype or torch.float64)
-                        or sample_hessian(*args, dtype=dtype))
+    dtypes = _record_sample_hessian_dtypes(monkeypatch)
     sol = solve_fast(program, tol=TOL)
     assert sol.status == "optimal" and sol.info["single_precision_iterations"] == 1
     assert dtypes == [torch.float32] + [torch.float64] * (sol.iterations - 1)
